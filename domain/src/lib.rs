@@ -1,0 +1,13 @@
+//! Switchboard's rules, free of IO: who may do what, what a user may see, how values are
+//! validated. Every rule of API.md lives here once; the api and realtime crates call it.
+
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod phone;
+pub mod policy;
+pub mod validate;
+
+pub use error::{DomainError, FieldError};
+pub use ids::*;
+pub use model::*;

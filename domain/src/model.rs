@@ -1,0 +1,181 @@
+//! The things Switchboard's users talk about, as plain data.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::*;
+
+/// Declares a closed set of values with its wire spelling, parsed without surprises.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// What a user may do in their organization (API.md, Roles).
+    Role { Admin = "admin", Manager = "manager", Agent = "agent" }
+);
+wire_enum!(
+    /// Shared: a team's inbox. Private: one user's personal texting number(s).
+    InboxKind { Shared = "shared", Private = "private" }
+);
+wire_enum!(
+    /// Which conversations of an inbox its agents see.
+    AgentVisibility { All = "all", AssignedAndUnassigned = "assigned_and_unassigned" }
+);
+wire_enum!(
+    ChannelType {
+        Sms = "sms",
+        Whatsapp = "whatsapp",
+        Facebook = "facebook",
+        Instagram = "instagram",
+        Webchat = "webchat",
+    }
+);
+wire_enum!(
+    UserStatus { Online = "online", Away = "away", Offline = "offline" }
+);
+
+impl ChannelType {
+    /// Whether the channel's address is a phone number (E.164).
+    pub fn uses_phone_number(self) -> bool {
+        matches!(self, ChannelType::Sms | ChannelType::Whatsapp)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub org_id: OrgId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    pub status: UserStatus,
+    pub status_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The authenticated caller, as the rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub role: Role,
+}
+
+impl User {
+    pub fn actor(&self) -> Actor {
+        Actor { user_id: self.id, org_id: self.org_id, role: self.role }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub id: TeamId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub member_ids: Vec<UserId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An inbox's settings (API.md, `inbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxSettings {
+    pub kind: InboxKind,
+    pub owner_id: Option<UserId>,
+    pub assignment_mode: bool,
+    pub agent_visibility: AgentVisibility,
+    pub allow_move: bool,
+    pub auto_assign: bool,
+    pub auto_assign_limit: Option<i32>,
+}
+
+impl Default for InboxSettings {
+    /// A shared inbox where agents claim conversations and see the whole queue.
+    fn default() -> Self {
+        Self {
+            kind: InboxKind::Shared,
+            owner_id: None,
+            assignment_mode: true,
+            agent_visibility: AgentVisibility::All,
+            allow_move: true,
+            auto_assign: false,
+            auto_assign_limit: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbox {
+    pub id: InboxId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub settings: InboxSettings,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxMember {
+    pub inbox_id: InboxId,
+    pub user_id: UserId,
+    pub logged_in: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: ChannelId,
+    pub org_id: OrgId,
+    pub inbox_id: InboxId,
+    pub channel_type: ChannelType,
+    pub address: String,
+    pub name: String,
+    pub appended_message: Option<String>,
+    pub outbound_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub id: TagId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub color: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CannedResponse {
+    pub id: CannedResponseId,
+    pub org_id: OrgId,
+    pub inbox_id: InboxId,
+    pub shortcut: String,
+    pub title: String,
+    pub body: String,
+}
