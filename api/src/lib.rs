@@ -1,1 +1,209 @@
+//! Switchboard's HTTP and WebSocket server. `main.rs` is the `switchboard` command; tests
+//! start the same server in-process with [`spawn`].
 
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod paging;
+pub mod rate_limit;
+pub mod routes;
+pub mod state;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpRequest, HttpServer, web};
+use persistence::repo::settings;
+use persistence::{Store, StoreError};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use config::Config;
+use error::ApiError;
+use state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard API",
+        version = "1",
+        description = "The backend of a shared team inbox: SMS/MMS, WhatsApp, Facebook, Instagram and web chat conversations, worked by a team of agents. Errors are RFC 9457 problem documents whose `code` is stable."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign-in and tokens"),
+        (name = "me", description = "The signed-in user"),
+        (name = "users", description = "The user directory"),
+        (name = "teams", description = "Agent groups"),
+        (name = "inboxes", description = "Inboxes, settings and members"),
+        (name = "channels", description = "Numbers and accounts customers write to"),
+        (name = "canned_responses", description = "Saved replies"),
+        (name = "tags", description = "Conversation labels"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document, built from the same registrations that serve traffic.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_app, document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
+    document
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Opens the database (migrating it), settles the signing key and bootstraps the first
+/// admin. Returns the state and, on a first start without a configured password, the
+/// generated one.
+pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError> {
+    let store = Store::open(&config.database_url, config.db_pool)?;
+    store.migrate()?;
+    let secret = match (&config.jwt_secret, config.requires_jwt_secret()) {
+        (Some(secret), _) if secret.len() >= 32 => secret.clone(),
+        (Some(_), _) => {
+            return Err(StartError::Config(
+                "SWITCHBOARD_JWT_SECRET must be at least 32 characters".into(),
+            ));
+        }
+        (None, true) => {
+            return Err(StartError::Config(
+                "SWITCHBOARD_JWT_SECRET is required with PostgreSQL or Redis, where instances must agree on it".into(),
+            ));
+        }
+        (None, false) => store
+            .read(|conn| settings::get_or_insert(conn, "jwt_secret", &auth::random_token(48)))?,
+    };
+    let generated_password = bootstrap::first_start(&store, &config)?;
+    let state = AppState {
+        tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
+        login_limiter: rate_limit::LoginLimiter::new(
+            Duration::from_secs(config.login_window),
+            config.login_failures_per_account,
+            config.login_failures_per_address,
+        ),
+        metrics: metrics::Metrics::new().map_err(|error| StartError::Other(error.to_string()))?,
+        bus: Arc::new(realtime::LocalBus::new(4096)),
+        decoy_hash: auth::decoy_hash(),
+        store,
+        config,
+    };
+    Ok((state, generated_password))
+}
+
+/// Unknown paths answer with a problem document too, never an empty or HTML page.
+async fn not_found(_request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+/// Builds the HTTP server on a bound listener.
+pub fn server(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> Result<actix_web::dev::Server, StartError> {
+    let max_body = state.config.max_body;
+    let workers = state.config.workers;
+    let shutdown = state.config.shutdown_timeout;
+    let document = openapi_document();
+    let factory = move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(error::extractors::json),
+            )
+            .app_data(web::QueryConfig::default().error_handler(error::extractors::query))
+            .app_data(web::PathConfig::default().error_handler(error::extractors::path))
+            .app_data(web::PayloadConfig::default().limit(max_body))
+            .configure(routes::configure)
+            .split_for_parts();
+        app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))
+            .default_service(web::to(not_found))
+            .wrap(Compress::default())
+            .wrap(from_fn(metrics::observe))
+    };
+    let mut server = HttpServer::new(factory).shutdown_timeout(shutdown);
+    if let Some(workers) = workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server
+        .listen(listener)
+        .map_err(|error| StartError::Bind("listener".into(), error))?;
+    Ok(server.run())
+}
+
+/// A server started in-process (tests, embedding).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then returns.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Prepares and starts a server on `config.bind` (port 0 picks a free one).
+pub async fn spawn(config: Config) -> Result<Running, StartError> {
+    let bind = config.bind.clone();
+    let (state, _) = web::block(move || prepare(config))
+        .await
+        .map_err(|error| StartError::Other(error.to_string()))??;
+    let listener =
+        TcpListener::bind(&bind).map_err(|error| StartError::Bind(bind.clone(), error))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|error| StartError::Bind(bind, error))?;
+    let state = web::Data::new(state);
+    let server = server(state.clone(), listener)?;
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok(Running {
+        addr,
+        state,
+        handle,
+    })
+}

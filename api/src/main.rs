@@ -1,1 +1,160 @@
-fn main() {}
+//! The `switchboard` command: serve, migrate, create-admin, openapi.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use actix_web::web;
+use clap::{Parser, Subcommand};
+use persistence::Store;
+use switchboard_api::{Config, bootstrap, openapi_document, prepare, server};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Switchboard: the backend of a shared team inbox"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrates the database and serves the API.
+    Serve(Config),
+    /// Applies pending migrations and exits.
+    Migrate {
+        #[arg(
+            long,
+            env = "SWITCHBOARD_DATABASE_URL",
+            default_value = "sqlite://switchboard.db",
+            hide_env_values = true
+        )]
+        database_url: String,
+    },
+    /// Creates an admin, and the organization if it does not exist yet.
+    CreateAdmin {
+        #[arg(
+            long,
+            env = "SWITCHBOARD_DATABASE_URL",
+            default_value = "sqlite://switchboard.db",
+            hide_env_values = true
+        )]
+        database_url: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "SWITCHBOARD_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+    },
+    /// Prints the OpenAPI document.
+    Openapi,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(config) => {
+            init_logging(config.log_format == "json");
+            serve(config)
+        }
+        Command::Migrate { database_url } => {
+            init_logging(false);
+            migrate(&database_url)
+        }
+        Command::CreateAdmin {
+            database_url,
+            org,
+            email,
+            password,
+            name,
+        } => {
+            init_logging(false);
+            create_admin(&database_url, &org, &email, &password, &name)
+        }
+        Command::Openapi => openapi_document()
+            .to_pretty_json()
+            .map(|json| println!("{json}"))
+            .map_err(|error| error.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("switchboard: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(database_url: &str) -> Result<(), String> {
+    let store = Store::open(database_url, 1).map_err(|error| error.to_string())?;
+    let applied = store.migrate().map_err(|error| error.to_string())?;
+    println!("{} migration(s) applied", applied.len());
+    Ok(())
+}
+
+fn create_admin(
+    database_url: &str,
+    org: &str,
+    email: &str,
+    password: &str,
+    name: &str,
+) -> Result<(), String> {
+    let store = Store::open(database_url, 1).map_err(|error| error.to_string())?;
+    store.migrate().map_err(|error| error.to_string())?;
+    let created = bootstrap::create_admin(&store, org, email, password, name)
+        .map_err(|error| error.to_string())?;
+    let org_note = if created.org_created {
+        " (new organization)"
+    } else {
+        ""
+    };
+    println!(
+        "admin {} created in {}{}",
+        created.email, created.org_name, org_note
+    );
+    Ok(())
+}
+
+#[actix_web::main]
+async fn serve(config: Config) -> Result<(), String> {
+    let bind = config.bind.clone();
+    let bootstrap_email = config.bootstrap_email.clone();
+    let (state, generated) = web::block(move || prepare(config))
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())?;
+    let listener =
+        TcpListener::bind(&bind).map_err(|error| format!("cannot listen on {bind}: {error}"))?;
+    let addr = listener.local_addr().map_err(|error| error.to_string())?;
+    tracing::info!(%addr, database = state.store.backend().name(), bus = state.bus.name(), "switchboard listening");
+    println!("Switchboard is listening on http://{addr}  (API reference: http://{addr}/docs)");
+    if let Some(password) = generated {
+        println!(
+            "First start: sign in as {bootstrap_email} with password {password}  (shown once; change it)"
+        );
+        println!("  curl -s http://{addr}/v1/auth/login -H 'content-type: application/json' \\");
+        println!("       -d '{{\"email\":\"{bootstrap_email}\",\"password\":\"{password}\"}}'");
+    }
+    let server = server(web::Data::new(state), listener).map_err(|error| error.to_string())?;
+    server.await.map_err(|error| error.to_string())?;
+    tracing::info!("switchboard stopped");
+    Ok(())
+}

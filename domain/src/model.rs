@@ -93,7 +93,11 @@ pub struct Actor {
 
 impl User {
     pub fn actor(&self) -> Actor {
-        Actor { user_id: self.id, org_id: self.org_id, role: self.role }
+        Actor {
+            user_id: self.id,
+            org_id: self.org_id,
+            role: self.role,
+        }
     }
 }
 

@@ -30,7 +30,10 @@ mod tests {
     #[test]
     fn international_numbers_keep_their_country() {
         assert_eq!(normalize("+49 30 901820").as_deref(), Some("+4930901820"));
-        assert_eq!(normalize("+44 20 7946 0958").as_deref(), Some("+442079460958"));
+        assert_eq!(
+            normalize("+44 20 7946 0958").as_deref(),
+            Some("+442079460958")
+        );
     }
 
     #[test]

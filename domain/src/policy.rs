@@ -6,7 +6,11 @@ use crate::error::DomainError;
 use crate::model::{Actor, Inbox, InboxKind, Role, User};
 
 fn require(allowed: bool) -> Result<(), DomainError> {
-    if allowed { Ok(()) } else { Err(DomainError::Forbidden) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden)
+    }
 }
 
 fn is_admin(actor: &Actor) -> bool {
@@ -37,10 +41,16 @@ pub fn may_change_user(
     may_manage_users(actor)?;
     if target.id == actor.user_id {
         if new_active == Some(false) {
-            return Err(DomainError::invalid("active", "you cannot deactivate yourself"));
+            return Err(DomainError::invalid(
+                "active",
+                "you cannot deactivate yourself",
+            ));
         }
         if new_role.is_some_and(|role| role != Role::Admin) {
-            return Err(DomainError::invalid("role", "you cannot take away your own admin role"));
+            return Err(DomainError::invalid(
+                "role",
+                "you cannot take away your own admin role",
+            ));
         }
     }
     Ok(())
@@ -63,7 +73,11 @@ pub fn may_see_inbox(actor: &Actor, inbox: &Inbox, is_member: bool) -> Result<()
         InboxKind::Private => inbox.settings.owner_id == Some(actor.user_id),
         InboxKind::Shared => is_member,
     };
-    if visible { Ok(()) } else { Err(DomainError::NotFound) }
+    if visible {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound)
+    }
 }
 
 /// Settings: admins, and the managers of that inbox.
@@ -76,7 +90,10 @@ pub fn may_update_inbox(actor: &Actor, inbox: &Inbox, is_member: bool) -> Result
 pub fn may_add_inbox_member(actor: &Actor, inbox: &Inbox, user: &User) -> Result<(), DomainError> {
     require(is_admin(actor))?;
     if inbox.settings.kind == InboxKind::Private && inbox.settings.owner_id != Some(user.id) {
-        return Err(DomainError::invalid("user_id", "a private inbox has its owner as only member"));
+        return Err(DomainError::invalid(
+            "user_id",
+            "a private inbox has its owner as only member",
+        ));
     }
     Ok(())
 }
@@ -86,7 +103,11 @@ pub fn may_remove_inbox_member(actor: &Actor) -> Result<(), DomainError> {
 }
 
 /// Channels carry the inbound secret and the outbound hook: admins only.
-pub fn may_create_channel(actor: &Actor, inbox: &Inbox, is_member: bool) -> Result<(), DomainError> {
+pub fn may_create_channel(
+    actor: &Actor,
+    inbox: &Inbox,
+    is_member: bool,
+) -> Result<(), DomainError> {
     may_see_inbox(actor, inbox, is_member)?;
     require(is_admin(actor))
 }
@@ -112,7 +133,11 @@ mod tests {
     use chrono::Utc;
 
     fn actor(role: Role) -> Actor {
-        Actor { user_id: UserId(1), org_id: OrgId(1), role }
+        Actor {
+            user_id: UserId(1),
+            org_id: OrgId(1),
+            role,
+        }
     }
 
     fn inbox(kind: InboxKind, owner: Option<i64>) -> Inbox {
@@ -120,7 +145,11 @@ mod tests {
             id: InboxId(7),
             org_id: OrgId(1),
             name: "Support".into(),
-            settings: InboxSettings { kind, owner_id: owner.map(UserId), ..InboxSettings::default() },
+            settings: InboxSettings {
+                kind,
+                owner_id: owner.map(UserId),
+                ..InboxSettings::default()
+            },
             created_at: Utc::now(),
         }
     }
@@ -142,26 +171,50 @@ mod tests {
     #[test]
     fn only_admins_manage_users_and_supervisors_list_them() {
         assert!(may_manage_users(&actor(Role::Admin)).is_ok());
-        assert_eq!(may_manage_users(&actor(Role::Manager)), Err(DomainError::Forbidden));
+        assert_eq!(
+            may_manage_users(&actor(Role::Manager)),
+            Err(DomainError::Forbidden)
+        );
         assert!(may_list_users(&actor(Role::Manager)).is_ok());
-        assert_eq!(may_list_users(&actor(Role::Agent)), Err(DomainError::Forbidden));
+        assert_eq!(
+            may_list_users(&actor(Role::Agent)),
+            Err(DomainError::Forbidden)
+        );
     }
 
     #[test]
     fn an_admin_cannot_lock_themselves_out() {
         let me = actor(Role::Admin);
         let myself = user(1, Role::Admin);
-        assert_eq!(may_change_user(&me, &myself, None, Some(false)).unwrap_err().code(), "validation_failed");
-        assert_eq!(may_change_user(&me, &myself, Some(Role::Agent), None).unwrap_err().code(), "validation_failed");
+        assert_eq!(
+            may_change_user(&me, &myself, None, Some(false))
+                .unwrap_err()
+                .code(),
+            "validation_failed"
+        );
+        assert_eq!(
+            may_change_user(&me, &myself, Some(Role::Agent), None)
+                .unwrap_err()
+                .code(),
+            "validation_failed"
+        );
         assert!(may_change_user(&me, &myself, Some(Role::Admin), Some(true)).is_ok());
-        assert!(may_change_user(&me, &user(2, Role::Admin), Some(Role::Agent), Some(false)).is_ok());
+        assert!(
+            may_change_user(&me, &user(2, Role::Admin), Some(Role::Agent), Some(false)).is_ok()
+        );
     }
 
     #[test]
     fn non_members_do_not_know_an_inbox_exists() {
         let shared = inbox(InboxKind::Shared, None);
-        assert_eq!(may_see_inbox(&actor(Role::Agent), &shared, false), Err(DomainError::NotFound));
-        assert_eq!(may_see_inbox(&actor(Role::Manager), &shared, false), Err(DomainError::NotFound));
+        assert_eq!(
+            may_see_inbox(&actor(Role::Agent), &shared, false),
+            Err(DomainError::NotFound)
+        );
+        assert_eq!(
+            may_see_inbox(&actor(Role::Manager), &shared, false),
+            Err(DomainError::NotFound)
+        );
         assert!(may_see_inbox(&actor(Role::Agent), &shared, true).is_ok());
         assert!(may_see_inbox(&actor(Role::Admin), &shared, false).is_ok());
     }
@@ -171,10 +224,15 @@ mod tests {
         let mine = inbox(InboxKind::Private, Some(1));
         let theirs = inbox(InboxKind::Private, Some(2));
         assert!(may_see_inbox(&actor(Role::Agent), &mine, false).is_ok());
-        assert_eq!(may_see_inbox(&actor(Role::Manager), &theirs, true), Err(DomainError::NotFound));
+        assert_eq!(
+            may_see_inbox(&actor(Role::Manager), &theirs, true),
+            Err(DomainError::NotFound)
+        );
         assert!(may_add_inbox_member(&actor(Role::Admin), &theirs, &user(2, Role::Agent)).is_ok());
         assert_eq!(
-            may_add_inbox_member(&actor(Role::Admin), &theirs, &user(3, Role::Agent)).unwrap_err().code(),
+            may_add_inbox_member(&actor(Role::Admin), &theirs, &user(3, Role::Agent))
+                .unwrap_err()
+                .code(),
             "validation_failed"
         );
     }
@@ -184,11 +242,23 @@ mod tests {
         let shared = inbox(InboxKind::Shared, None);
         assert!(may_update_inbox(&actor(Role::Admin), &shared, false).is_ok());
         assert!(may_update_inbox(&actor(Role::Manager), &shared, true).is_ok());
-        assert_eq!(may_update_inbox(&actor(Role::Agent), &shared, true), Err(DomainError::Forbidden));
-        assert_eq!(may_update_inbox(&actor(Role::Manager), &shared, false), Err(DomainError::NotFound));
-        assert_eq!(may_create_channel(&actor(Role::Manager), &shared, true), Err(DomainError::Forbidden));
+        assert_eq!(
+            may_update_inbox(&actor(Role::Agent), &shared, true),
+            Err(DomainError::Forbidden)
+        );
+        assert_eq!(
+            may_update_inbox(&actor(Role::Manager), &shared, false),
+            Err(DomainError::NotFound)
+        );
+        assert_eq!(
+            may_create_channel(&actor(Role::Manager), &shared, true),
+            Err(DomainError::Forbidden)
+        );
         assert!(may_manage_canned_responses(&actor(Role::Manager), &shared, true).is_ok());
-        assert_eq!(may_create_tag(&actor(Role::Agent)), Err(DomainError::Forbidden));
+        assert_eq!(
+            may_create_tag(&actor(Role::Agent)),
+            Err(DomainError::Forbidden)
+        );
     }
 
     mod properties {

@@ -17,10 +17,19 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> 
 /// Bounds an optional text; blank becomes `None`.
 pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     if value.chars().count() > max {
-        return Err(FieldError::new(field, format!("must be at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(value.to_string())
 }
@@ -49,10 +58,16 @@ pub const PASSWORD_MAX: usize = 256;
 pub fn password(field: &str, value: &str) -> Result<String, FieldError> {
     let length = value.chars().count();
     if length < PASSWORD_MIN {
-        return Err(FieldError::new(field, format!("must be at least {PASSWORD_MIN} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at least {PASSWORD_MIN} characters"),
+        ));
     }
     if length > PASSWORD_MAX {
-        return Err(FieldError::new(field, format!("must be at most {PASSWORD_MAX} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {PASSWORD_MAX} characters"),
+        ));
     }
     Ok(value.to_string())
 }
@@ -90,9 +105,10 @@ pub fn shortcut(field: &str, value: &str) -> Result<String, FieldError> {
 
 pub fn auto_assign_limit(field: &str, value: Option<i32>) -> Result<Option<i32>, FieldError> {
     match value {
-        Some(limit) if !(1..=1000).contains(&limit) => {
-            Err(FieldError::new(field, "must be between 1 and 1000, or null"))
-        }
+        Some(limit) if !(1..=1000).contains(&limit) => Err(FieldError::new(
+            field,
+            "must be between 1 and 1000, or null",
+        )),
         other => Ok(other),
     }
 }
@@ -100,9 +116,13 @@ pub fn auto_assign_limit(field: &str, value: Option<i32>) -> Result<Option<i32>,
 /// Where outbound messages are POSTed: an absolute http(s) URL.
 pub fn outbound_url(field: &str, value: &str) -> Result<String, FieldError> {
     let value = value.trim();
-    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
     match rest {
-        Some(rest) if !rest.is_empty() && value.len() <= 2048 && !value.contains(char::is_whitespace) => {
+        Some(rest)
+            if !rest.is_empty() && value.len() <= 2048 && !value.contains(char::is_whitespace) =>
+        {
             Ok(value.to_string())
         }
         _ => Err(FieldError::new(field, "must be an http:// or https:// URL")),
@@ -111,7 +131,11 @@ pub fn outbound_url(field: &str, value: &str) -> Result<String, FieldError> {
 
 /// A channel's address: the business number in E.164 for sms and WhatsApp, the page or
 /// account id otherwise.
-pub fn channel_address(field: &str, channel: ChannelType, value: &str) -> Result<String, FieldError> {
+pub fn channel_address(
+    field: &str,
+    channel: ChannelType,
+    value: &str,
+) -> Result<String, FieldError> {
     if channel.uses_phone_number() {
         phone::normalize(value).ok_or_else(|| FieldError::new(field, "must be a phone number"))
     } else {
@@ -125,8 +149,19 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(email("email", " Ana@Example.COM ").unwrap(), "ana@example.com");
-        for bad in ["", "ana", "ana@", "@example.com", "ana@example", "a b@example.com", "ana@.com"] {
+        assert_eq!(
+            email("email", " Ana@Example.COM ").unwrap(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@example",
+            "a b@example.com",
+            "ana@.com",
+        ] {
             assert!(email("email", bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -162,7 +197,10 @@ mod tests {
             "+14155552671"
         );
         assert!(channel_address("address", ChannelType::Whatsapp, "page-1").is_err());
-        assert_eq!(channel_address("address", ChannelType::Facebook, "page-1").unwrap(), "page-1");
+        assert_eq!(
+            channel_address("address", ChannelType::Facebook, "page-1").unwrap(),
+            "page-1"
+        );
     }
 
     #[test]

@@ -1,1 +1,18 @@
+//! Switchboard's wire contract (API.md): request and response types with their OpenAPI
+//! schemas, the problem document and the event envelope. The committed `openapi.json` beside
+//! this crate is the document integrators read; a test keeps it equal to what is served.
 
+pub mod admin;
+pub mod auth;
+pub mod common;
+pub mod enums;
+pub mod ops;
+
+pub use admin::*;
+pub use auth::*;
+pub use common::*;
+pub use enums::*;
+pub use ops::*;
+
+/// The committed OpenAPI document, as `make openapi` wrote it.
+pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");

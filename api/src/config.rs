@@ -1,0 +1,121 @@
+//! Configuration: flags of `switchboard serve`, each also a `SWITCHBOARD_*` variable.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// `sqlite://FILE` (embedded default) or `postgres://…`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATABASE_URL",
+        default_value = "sqlite://switchboard.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Redis for the event bus across instances; unset: the in-process bus.
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Signs access tokens. Required with PostgreSQL or Redis (instances must agree);
+    /// otherwise generated once and kept in the database.
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Where attachments are stored.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// First start with an empty database: the organization to create.
+    #[arg(long, env = "SWITCHBOARD_BOOTSTRAP_ORG", default_value = "Switchboard")]
+    pub bootstrap_org: String,
+
+    /// First start: the admin's e-mail.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_BOOTSTRAP_EMAIL",
+        default_value = "admin@switchboard.local"
+    )]
+    pub bootstrap_email: String,
+
+    /// First start: the admin's password; unset, one is generated and printed once.
+    #[arg(long, env = "SWITCHBOARD_BOOTSTRAP_PASSWORD", hide_env_values = true)]
+    pub bootstrap_password: Option<String>,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "SWITCHBOARD_ACCESS_TOKEN_TTL", default_value_t = 900)]
+    pub access_token_ttl: i64,
+
+    /// Lifetime of refresh tokens, in days.
+    #[arg(long, env = "SWITCHBOARD_REFRESH_TOKEN_DAYS", default_value_t = 30)]
+    pub refresh_token_days: i64,
+
+    /// Failed sign-ins allowed per account within the window.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub login_failures_per_account: u32,
+
+    /// Failed sign-ins allowed per client address within the window.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub login_failures_per_address: u32,
+
+    /// The sign-in rate-limit window, in seconds.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_WINDOW", default_value_t = 900)]
+    pub login_window: u64,
+
+    /// Read the client address from `X-Forwarded-For` (only behind a proxy you run).
+    #[arg(long, env = "SWITCHBOARD_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY", default_value_t = 1024 * 1024)]
+    pub max_body: usize,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "SWITCHBOARD_DB_POOL", default_value_t = 16)]
+    pub db_pool: u32,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "SWITCHBOARD_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// The configuration a test or embedder starts from: every default, on the given database.
+    pub fn for_database(database_url: &str) -> Config {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: Config,
+        }
+        // No arguments: the declared defaults, and any SWITCHBOARD_* variables set.
+        let mut config = Defaults::parse_from(["switchboard"]).config;
+        config.database_url = database_url.to_string();
+        config
+    }
+
+    /// Several instances must share the signing key, so a shared deployment needs one given.
+    pub fn requires_jwt_secret(&self) -> bool {
+        self.redis_url.is_some() || !self.database_url.starts_with("sqlite:")
+    }
+}

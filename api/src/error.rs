@@ -1,0 +1,272 @@
+//! One error type for every handler, rendered as an RFC 9457 problem document with the
+//! stable `code` of API.md. Causes are logged, never shown.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, ResponseError};
+use domain::{DomainError, FieldError};
+use openapi::{FieldProblem, Problem};
+use persistence::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("wrong e-mail or password")]
+    InvalidCredentials,
+    #[error("this account is deactivated")]
+    AccountDisabled,
+    #[error("the request was refused")]
+    Domain(#[from] DomainError),
+    /// A state conflict (409) with its code: `email_taken`, `duplicate`, ….
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
+    #[error("a service this request needs is unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn not_found() -> ApiError {
+        ApiError::Domain(DomainError::NotFound)
+    }
+
+    pub fn invalid(field: &str, message: &str) -> ApiError {
+        ApiError::Domain(DomainError::invalid(field, message))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use DomainError as D;
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
+            ApiError::Unauthenticated(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated", "Not signed in")
+            }
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+            ),
+            ApiError::AccountDisabled => (
+                StatusCode::UNAUTHORIZED,
+                "account_disabled",
+                "Account disabled",
+            ),
+            ApiError::Domain(error) => {
+                let status = match error {
+                    D::Forbidden => StatusCode::FORBIDDEN,
+                    D::NotFound => StatusCode::NOT_FOUND,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                let title = match error {
+                    D::Forbidden => "Forbidden",
+                    D::NotFound => "Not found",
+                    D::Validation(_) => "Validation failed",
+                    _ => "Refused by a rule",
+                };
+                (status, error.code(), title)
+            }
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "Service unavailable",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Internal error",
+            ),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.parts();
+        let errors = match self {
+            ApiError::Domain(DomainError::Validation(fields)) => {
+                Some(fields.iter().map(field_problem).collect())
+            }
+            _ => None,
+        };
+        let detail = match self {
+            // What went wrong inside stays in the logs.
+            ApiError::Internal(_) => {
+                "something went wrong on our side; it has been logged".to_string()
+            }
+            ApiError::Unavailable(_) => {
+                "a service this request needs is unavailable; try again shortly".to_string()
+            }
+            ApiError::Domain(error) => error.to_string(),
+            other => other.to_string(),
+        };
+        Problem {
+            problem_type: format!("https://switchboard.dev/problems/{code}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail: Some(detail),
+            errors,
+        }
+    }
+}
+
+fn field_problem(error: &FieldError) -> FieldProblem {
+    FieldProblem {
+        field: error.field.clone(),
+        message: error.message.clone(),
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if let ApiError::RateLimited { retry_after } = self {
+            response.insert_header((RETRY_AFTER, retry_after.to_string()));
+        }
+        response.body(serde_json::to_string(&self.problem()).unwrap_or_default())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Domain(error) => ApiError::Domain(error),
+            StoreError::Conflict(what) => {
+                tracing::debug!(constraint = %what, "unique constraint refused a write");
+                ApiError::Conflict {
+                    code: "duplicate",
+                    detail: "this already exists".into(),
+                }
+            }
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Maps a unique-constraint refusal to `code` with a detail the client can show; any other
+/// failure maps as usual.
+pub fn on_conflict(
+    code: &'static str,
+    detail: &'static str,
+) -> impl FnOnce(StoreError) -> ApiError {
+    move |error| match error {
+        StoreError::Conflict(_) => ApiError::Conflict {
+            code,
+            detail: detail.to_string(),
+        },
+        other => other.into(),
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        ApiError::Domain(error.into())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+/// Turns extractor failures (bad JSON, query or path) into problem documents.
+pub mod extractors {
+    use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+    use actix_web::{Error, HttpRequest};
+
+    use super::ApiError;
+
+    pub fn json(error: JsonPayloadError, _request: &HttpRequest) -> Error {
+        let api_error = match error {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::PayloadTooLarge
+            }
+            JsonPayloadError::ContentType => {
+                ApiError::UnsupportedMediaType("send the body as application/json".to_string())
+            }
+            JsonPayloadError::Deserialize(error) => {
+                ApiError::BadRequest(format!("invalid JSON body: {error}"))
+            }
+            other => ApiError::BadRequest(format!("invalid JSON body: {other}")),
+        };
+        api_error.into()
+    }
+
+    pub fn query(error: QueryPayloadError, _request: &HttpRequest) -> Error {
+        ApiError::BadRequest(format!("invalid query parameters: {error}")).into()
+    }
+
+    pub fn path(error: PathError, _request: &HttpRequest) -> Error {
+        ApiError::BadRequest(format!("invalid path parameter: {error}")).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_contract() {
+        assert_eq!(ApiError::not_found().problem().status, 404);
+        assert_eq!(
+            ApiError::Domain(DomainError::AssignmentDisabled)
+                .problem()
+                .code,
+            "assignment_disabled"
+        );
+        assert_eq!(
+            ApiError::Domain(DomainError::AssignmentDisabled)
+                .problem()
+                .status,
+            422
+        );
+        let problem = ApiError::invalid("email", "must be an e-mail address").problem();
+        assert_eq!(problem.code, "validation_failed");
+        assert_eq!(problem.errors.unwrap()[0].field, "email");
+    }
+
+    #[test]
+    fn internal_causes_stay_out_of_the_response() {
+        let problem = ApiError::Internal("password=hunter2 in SQL".into()).problem();
+        assert!(!problem.detail.unwrap().contains("hunter2"));
+    }
+}

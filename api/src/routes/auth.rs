@@ -1,0 +1,199 @@
+//! Sign-in, refresh with rotation and reuse detection, sign-out.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use chrono::Duration;
+use domain::User;
+use openapi::{LoginRequest, Problem, RefreshRequest, TokenResponse};
+use persistence::repo::users;
+use persistence::{DbConnection, now};
+
+use crate::auth::{random_token, sha256_hex, verify_password};
+use crate::db;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The client address the rate limit counts: the peer, or the proxy's `X-Forwarded-For`
+/// when the operator said a proxy is in front.
+fn client_address(state: &AppState, request: &HttpRequest) -> String {
+    let info = request.connection_info();
+    let address = if state.config.trust_proxy {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    };
+    address
+        .map(|address| {
+            address
+                .rsplit_once(':')
+                .map_or(address, |(host, _)| host)
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Stores a new refresh token of `family` and returns the pair of tokens.
+fn issue_tokens(
+    conn: &mut DbConnection,
+    state: &AppState,
+    user: User,
+    family: &str,
+) -> Result<TokenResponse, ApiError> {
+    let refresh_token = random_token(32);
+    let expires_at = now() + Duration::days(state.config.refresh_token_days);
+    users::insert_refresh_token(
+        conn,
+        user.id,
+        family,
+        &sha256_hex(&refresh_token),
+        expires_at,
+    )?;
+    Ok(TokenResponse {
+        access_token: state.tokens.issue(&user)?,
+        refresh_token,
+        token_type: "Bearer".to_string(),
+        expires_in: state.tokens.ttl_seconds,
+        user: user.into(),
+    })
+}
+
+/// Signs in with e-mail and password.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem),
+        (status = 401, description = "`invalid_credentials` or `account_disabled`", body = Problem),
+        (status = 429, description = "`rate_limited`: too many failed attempts; see `Retry-After`", body = Problem),
+    )
+)]
+#[post("/v1/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    let LoginRequest { email, password } = body.into_inner();
+    let email = email.trim().to_lowercase();
+    let address = client_address(&state, &request);
+    state
+        .login_limiter
+        .check(&email, &address)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+
+    let lookup = email.clone();
+    let found = db::read(&state.store, move |conn| {
+        Ok(users::find_for_login(conn, &lookup)?)
+    })
+    .await?;
+    let decoy = state.decoy_hash.clone();
+    let (user, matches) = web::block(move || match found {
+        Some((user, hash)) => {
+            let matches = verify_password(&password, &hash);
+            (Some(user), matches)
+        }
+        None => {
+            // Same work as a wrong password, so timing does not tell which accounts exist.
+            verify_password(&password, &decoy);
+            (None, false)
+        }
+    })
+    .await?;
+
+    let user = match (user, matches) {
+        (Some(user), true) => user,
+        _ => {
+            state.login_limiter.record_failure(&email, &address);
+            tracing::info!(target: "switchboard::auth", "failed sign-in");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    if !user.active {
+        return Err(ApiError::AccountDisabled);
+    }
+    state.login_limiter.record_success(&email);
+    let session_state = state.clone();
+    let response = db::write(&state.store, move |conn| {
+        issue_tokens(conn, &session_state, user, &random_token(16))
+    })
+    .await?;
+    Ok(web::Json(response))
+}
+
+enum Refresh {
+    Issued(TokenResponse),
+    Refused(ApiError),
+}
+
+/// Trades a refresh token for a new pair. The old one is spent; presenting a spent one
+/// again revokes its whole family (somebody copied it).
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "refresh_token",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token is spent", body = TokenResponse),
+        (status = 401, description = "`unauthenticated` (unknown, spent, revoked or expired) or `account_disabled`", body = Problem),
+    )
+)]
+#[post("/v1/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    let token_hash = sha256_hex(body.refresh_token.trim());
+    let session_state = state.clone();
+    // Revocations must commit even though the caller is refused, so refusals are values here.
+    let outcome = db::write(&state.store, move |conn| {
+        let refused = |message| Ok(Refresh::Refused(ApiError::Unauthenticated(message)));
+        let Some(stored) = users::find_refresh_token(conn, &token_hash)? else {
+            return refused("the refresh token is not valid");
+        };
+        if stored.revoked {
+            return refused("the refresh token has been revoked");
+        }
+        if stored.used || !users::spend_refresh_token(conn, stored.id)? {
+            users::revoke_refresh_family(conn, &stored.family)?;
+            tracing::warn!(target: "switchboard::auth", user_id = stored.user_id.get(), "refresh token reused; session revoked");
+            return refused("the refresh token was already used; sign in again");
+        }
+        if stored.expires_at < now() {
+            return refused("the refresh token has expired");
+        }
+        let user = users::get_any(conn, stored.user_id)?;
+        match user {
+            Some(user) if user.active => Ok(Refresh::Issued(issue_tokens(conn, &session_state, user, &stored.family)?)),
+            Some(_) => Ok(Refresh::Refused(ApiError::AccountDisabled)),
+            None => refused("the refresh token is not valid"),
+        }
+    })
+    .await?;
+    match outcome {
+        Refresh::Issued(response) => Ok(web::Json(response)),
+        Refresh::Refused(error) => Err(error),
+    }
+}
+
+/// Signs out the session the refresh token belongs to. Unknown tokens are not an error.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "logout",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out"))
+)]
+#[post("/v1/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token_hash = sha256_hex(body.refresh_token.trim());
+    db::write(&state.store, move |conn| {
+        if let Some(stored) = users::find_refresh_token(conn, &token_hash)? {
+            users::revoke_refresh_family(conn, &stored.family)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,109 @@
+//! Channels of an inbox: the numbers and accounts customers write to.
+
+use actix_web::{HttpResponse, get, post, web};
+use domain::error::Validator;
+use domain::{ChannelType, InboxId, policy, validate};
+use openapi::{Channel, ChannelPage, CreateChannel, CreatedChannel, Problem};
+use persistence::repo::channels::{self, NewChannel};
+
+use super::inboxes::visible_inbox;
+use crate::auth::{Caller, random_token};
+use crate::db;
+use crate::error::{ApiError, on_conflict};
+use crate::state::AppState;
+
+/// The inbox's channels.
+#[utoipa::path(
+    tag = "channels",
+    operation_id = "list_channels",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Inbox id")),
+    responses((status = 200, body = ChannelPage), (status = 404, body = Problem))
+)]
+#[get("/v1/inboxes/{id}/channels")]
+pub async fn list_channels(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<web::Json<ChannelPage>, ApiError> {
+    let (actor, id) = (caller.actor(), InboxId(path.into_inner()));
+    let list = db::read(&state.store, move |conn| {
+        visible_inbox(conn, &actor, id)?;
+        Ok(channels::list_for_inbox(conn, id)?)
+    })
+    .await?;
+    Ok(web::Json(ChannelPage {
+        items: list.into_iter().map(Channel::from).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Attaches a channel to the inbox. The response carries `inbound_secret`, which signs the
+/// provider's calls; it is shown this once.
+#[utoipa::path(
+    tag = "channels",
+    operation_id = "create_channel",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Inbox id")),
+    request_body = CreateChannel,
+    responses(
+        (status = 201, body = CreatedChannel),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "`duplicate`: this address is already a channel", body = Problem),
+        (status = 422, body = Problem),
+    )
+)]
+#[post("/v1/inboxes/{id}/channels")]
+pub async fn create_channel(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Json<CreateChannel>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let channel_type = ChannelType::from(body.channel_type);
+    let mut checks = Validator::new();
+    let address = checks.check(validate::channel_address(
+        "address",
+        channel_type,
+        &body.address,
+    ));
+    let name = checks.check(validate::text("name", &body.name, 100));
+    let appended = match body.appended_message.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => checks.check(validate::optional_text("appended_message", text, 300)),
+    };
+    let outbound_url = body
+        .outbound_url
+        .as_deref()
+        .and_then(|url| checks.check(validate::outbound_url("outbound_url", url)));
+    checks.finish()?;
+    let (address, name) = (address.unwrap_or_default(), name.unwrap_or_default());
+    let (actor, inbox_id) = (caller.actor(), InboxId(path.into_inner()));
+    let secret = random_token(32);
+    let inbound_secret = secret.clone();
+    let channel = db::write(&state.store, move |conn| {
+        let (inbox, is_member) = visible_inbox(conn, &actor, inbox_id)?;
+        policy::may_create_channel(&actor, &inbox, is_member)?;
+        let new = NewChannel {
+            org_id: actor.org_id,
+            inbox_id,
+            channel_type,
+            address: &address,
+            name: &name,
+            appended_message: appended.as_deref(),
+            outbound_url: outbound_url.as_deref(),
+            inbound_secret: &secret,
+        };
+        channels::insert(conn, new).map_err(on_conflict(
+            "duplicate",
+            "this address is already a channel of this organization",
+        ))
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedChannel {
+        channel: channel.into(),
+        inbound_secret,
+    }))
+}

@@ -1,0 +1,53 @@
+//! Handlers, one module per area. Each is registered through utoipa-actix-web, so the
+//! OpenAPI document is built from the very registrations that serve traffic.
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub mod auth;
+pub mod canned;
+pub mod channels;
+pub mod inboxes;
+pub mod me;
+pub mod ops;
+pub mod tags;
+pub mod teams;
+pub mod users;
+
+pub fn configure(config: &mut ServiceConfig) {
+    config
+        .service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics)
+        .service(auth::login)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(me::get_me)
+        .service(me::set_queue_login)
+        .service(me::set_status)
+        .service(users::list_users)
+        .service(users::create_user)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(teams::list_teams)
+        .service(teams::create_team)
+        .service(teams::get_team)
+        .service(teams::update_team)
+        .service(teams::delete_team)
+        .service(teams::add_team_member)
+        .service(teams::remove_team_member)
+        .service(inboxes::list_inboxes)
+        .service(inboxes::create_inbox)
+        .service(inboxes::get_inbox)
+        .service(inboxes::update_inbox)
+        .service(inboxes::list_inbox_members)
+        .service(inboxes::add_inbox_member)
+        .service(inboxes::remove_inbox_member)
+        .service(channels::list_channels)
+        .service(channels::create_channel)
+        .service(canned::list_canned_responses)
+        .service(canned::create_canned_response)
+        .service(canned::update_canned_response)
+        .service(canned::delete_canned_response)
+        .service(tags::list_tags)
+        .service(tags::create_tag);
+}

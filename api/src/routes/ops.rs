@@ -1,0 +1,59 @@
+//! Operations: liveness, readiness, metrics.
+
+use actix_web::{HttpResponse, get, web};
+use openapi::{Health, Readiness};
+
+use crate::state::AppState;
+
+/// The process is alive.
+#[utoipa::path(tag = "operations", operation_id = "get_health", responses((status = 200, body = Health)))]
+#[get("/healthz")]
+pub async fn healthz() -> web::Json<Health> {
+    web::Json(Health {
+        status: "ok".to_string(),
+    })
+}
+
+/// The database (and Redis, when configured) answer; 503 otherwise.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "get_readiness",
+    responses((status = 200, body = Readiness), (status = 503, description = "A dependency is down", body = Readiness))
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.store.clone();
+    let database_ok = matches!(web::block(move || store.ping()).await, Ok(Ok(())));
+    let redis = match state.config.redis_url {
+        None => "not_configured",
+        Some(_) if state.bus.healthy() => "ok",
+        Some(_) => "down",
+    };
+    let ready = database_ok && redis != "down";
+    let body = Readiness {
+        status: if ready { "ok" } else { "unavailable" }.to_string(),
+        database: if database_ok { "ok" } else { "down" }.to_string(),
+        redis: redis.to_string(),
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text: requests by route and status, latencies, database pool usage.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "get_metrics",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let text = state
+        .metrics
+        .render(state.store.pool_state(), state.store.pool_max());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}

@@ -1,0 +1,22 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use persistence::Store;
+use realtime::Bus;
+
+use crate::auth::TokenKeys;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rate_limit::LoginLimiter;
+
+pub struct AppState {
+    pub store: Store,
+    pub tokens: TokenKeys,
+    pub config: Config,
+    pub login_limiter: LoginLimiter,
+    pub metrics: Metrics,
+    pub bus: Arc<dyn Bus>,
+    /// Compared against when an e-mail is unknown, so sign-in timing does not tell.
+    pub decoy_hash: String,
+}

@@ -1,0 +1,141 @@
+//! Channels: the numbers and accounts through which customers write to an inbox.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use domain::{Channel, ChannelId, ChannelType, InboxId, OrgId};
+
+use super::parse_enum;
+use crate::schema::channels;
+use crate::{DbConnection, StoreError, from_db, now, to_db};
+
+type ChannelRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    NaiveDateTime,
+);
+
+const CHANNEL_COLUMNS: (
+    channels::id,
+    channels::org_id,
+    channels::inbox_id,
+    channels::type_,
+    channels::address,
+    channels::name,
+    channels::appended_message,
+    channels::outbound_url,
+    channels::created_at,
+) = (
+    channels::id,
+    channels::org_id,
+    channels::inbox_id,
+    channels::type_,
+    channels::address,
+    channels::name,
+    channels::appended_message,
+    channels::outbound_url,
+    channels::created_at,
+);
+
+fn to_channel(row: ChannelRow) -> Result<Channel, StoreError> {
+    let (
+        id,
+        org_id,
+        inbox_id,
+        channel_type,
+        address,
+        name,
+        appended_message,
+        outbound_url,
+        created_at,
+    ) = row;
+    Ok(Channel {
+        id: ChannelId(id),
+        org_id: OrgId(org_id),
+        inbox_id: InboxId(inbox_id),
+        channel_type: parse_enum(&channel_type, ChannelType::parse, "channel type")?,
+        address,
+        name,
+        appended_message,
+        outbound_url,
+        created_at: from_db(created_at),
+    })
+}
+
+pub struct NewChannel<'a> {
+    pub org_id: OrgId,
+    pub inbox_id: InboxId,
+    pub channel_type: ChannelType,
+    pub address: &'a str,
+    pub name: &'a str,
+    pub appended_message: Option<&'a str>,
+    pub outbound_url: Option<&'a str>,
+    pub inbound_secret: &'a str,
+}
+
+pub fn insert(conn: &mut DbConnection, new: NewChannel<'_>) -> Result<Channel, StoreError> {
+    let row: ChannelRow = diesel::insert_into(channels::table)
+        .values((
+            channels::org_id.eq(new.org_id.get()),
+            channels::inbox_id.eq(new.inbox_id.get()),
+            channels::type_.eq(new.channel_type.as_str()),
+            channels::address.eq(new.address),
+            channels::name.eq(new.name),
+            channels::appended_message.eq(new.appended_message),
+            channels::outbound_url.eq(new.outbound_url),
+            channels::inbound_secret.eq(new.inbound_secret),
+            channels::created_at.eq(to_db(now())),
+        ))
+        .returning(CHANNEL_COLUMNS)
+        .get_result(conn)?;
+    to_channel(row)
+}
+
+pub fn list_for_inbox(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<Channel>, StoreError> {
+    channels::table
+        .filter(channels::inbox_id.eq(inbox.get()))
+        .order(channels::id)
+        .select(CHANNEL_COLUMNS)
+        .load::<ChannelRow>(conn)?
+        .into_iter()
+        .map(to_channel)
+        .collect()
+}
+
+pub fn get(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: ChannelId,
+) -> Result<Option<Channel>, StoreError> {
+    channels::table
+        .filter(
+            channels::id
+                .eq(id.get())
+                .and(channels::org_id.eq(org.get())),
+        )
+        .select(CHANNEL_COLUMNS)
+        .first::<ChannelRow>(conn)
+        .optional()?
+        .map(to_channel)
+        .transpose()
+}
+
+/// The channel and its inbound secret, for checking a signed channel call (no tenant yet:
+/// the signature is what authenticates the caller).
+pub fn get_with_secret(
+    conn: &mut DbConnection,
+    id: ChannelId,
+) -> Result<Option<(Channel, String)>, StoreError> {
+    let row: Option<(ChannelRow, String)> = channels::table
+        .find(id.get())
+        .select((CHANNEL_COLUMNS, channels::inbound_secret))
+        .first(conn)
+        .optional()?;
+    row.map(|(channel, secret)| Ok((to_channel(channel)?, secret)))
+        .transpose()
+}

@@ -1,0 +1,294 @@
+//! Inboxes, their settings and their members (with queue log-in state).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use domain::{
+    AgentVisibility, Inbox, InboxId, InboxKind, InboxMember, InboxSettings, OrgId, UserId,
+};
+
+use super::parse_enum;
+use crate::schema::{inbox_members, inboxes};
+use crate::{DbConnection, StoreError, from_db, now, to_db};
+
+type InboxRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    bool,
+    String,
+    bool,
+    bool,
+    Option<i32>,
+    NaiveDateTime,
+);
+
+const INBOX_COLUMNS: (
+    inboxes::id,
+    inboxes::org_id,
+    inboxes::name,
+    inboxes::kind,
+    inboxes::owner_id,
+    inboxes::assignment_mode,
+    inboxes::agent_visibility,
+    inboxes::allow_move,
+    inboxes::auto_assign,
+    inboxes::auto_assign_limit,
+    inboxes::created_at,
+) = (
+    inboxes::id,
+    inboxes::org_id,
+    inboxes::name,
+    inboxes::kind,
+    inboxes::owner_id,
+    inboxes::assignment_mode,
+    inboxes::agent_visibility,
+    inboxes::allow_move,
+    inboxes::auto_assign,
+    inboxes::auto_assign_limit,
+    inboxes::created_at,
+);
+
+fn to_inbox(row: InboxRow) -> Result<Inbox, StoreError> {
+    let (
+        id,
+        org_id,
+        name,
+        kind,
+        owner_id,
+        assignment_mode,
+        visibility,
+        allow_move,
+        auto_assign,
+        limit,
+        created_at,
+    ) = row;
+    Ok(Inbox {
+        id: InboxId(id),
+        org_id: OrgId(org_id),
+        name,
+        settings: InboxSettings {
+            kind: parse_enum(&kind, InboxKind::parse, "inbox kind")?,
+            owner_id: owner_id.map(UserId),
+            assignment_mode,
+            agent_visibility: parse_enum(&visibility, AgentVisibility::parse, "agent visibility")?,
+            allow_move,
+            auto_assign,
+            auto_assign_limit: limit,
+        },
+        created_at: from_db(created_at),
+    })
+}
+
+fn to_inboxes(rows: Vec<InboxRow>) -> Result<Vec<Inbox>, StoreError> {
+    rows.into_iter().map(to_inbox).collect()
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    org: OrgId,
+    name: &str,
+    settings: &InboxSettings,
+) -> Result<Inbox, StoreError> {
+    let at = to_db(now());
+    let row: InboxRow = diesel::insert_into(inboxes::table)
+        .values((
+            inboxes::org_id.eq(org.get()),
+            inboxes::name.eq(name),
+            inboxes::kind.eq(settings.kind.as_str()),
+            inboxes::owner_id.eq(settings.owner_id.map(UserId::get)),
+            inboxes::assignment_mode.eq(settings.assignment_mode),
+            inboxes::agent_visibility.eq(settings.agent_visibility.as_str()),
+            inboxes::allow_move.eq(settings.allow_move),
+            inboxes::auto_assign.eq(settings.auto_assign),
+            inboxes::auto_assign_limit.eq(settings.auto_assign_limit),
+            inboxes::created_at.eq(at),
+            inboxes::updated_at.eq(at),
+        ))
+        .returning(INBOX_COLUMNS)
+        .get_result(conn)?;
+    to_inbox(row)
+}
+
+pub fn get(conn: &mut DbConnection, org: OrgId, id: InboxId) -> Result<Option<Inbox>, StoreError> {
+    inboxes::table
+        .filter(inboxes::id.eq(id.get()).and(inboxes::org_id.eq(org.get())))
+        .select(INBOX_COLUMNS)
+        .first::<InboxRow>(conn)
+        .optional()?
+        .map(to_inbox)
+        .transpose()
+}
+
+/// Every inbox of the organization (admins), in id order.
+pub fn list_all(conn: &mut DbConnection, org: OrgId) -> Result<Vec<Inbox>, StoreError> {
+    to_inboxes(
+        inboxes::table
+            .filter(inboxes::org_id.eq(org.get()))
+            .order(inboxes::id)
+            .select(INBOX_COLUMNS)
+            .load(conn)?,
+    )
+}
+
+/// The inboxes a user belongs to, plus the private inboxes they own.
+pub fn list_for_user(
+    conn: &mut DbConnection,
+    org: OrgId,
+    user: UserId,
+) -> Result<Vec<Inbox>, StoreError> {
+    let member_of = inbox_members::table
+        .filter(inbox_members::user_id.eq(user.get()))
+        .select(inbox_members::inbox_id);
+    let visible = inboxes::kind
+        .eq(InboxKind::Shared.as_str())
+        .and(inboxes::id.eq_any(member_of))
+        .or(inboxes::kind
+            .eq(InboxKind::Private.as_str())
+            .and(inboxes::owner_id.eq(user.get())));
+    to_inboxes(
+        inboxes::table
+            .filter(inboxes::org_id.eq(org.get()).and(visible))
+            .order(inboxes::id)
+            .select(INBOX_COLUMNS)
+            .load(conn)?,
+    )
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: InboxId,
+    name: &str,
+    settings: &InboxSettings,
+) -> Result<Option<Inbox>, StoreError> {
+    diesel::update(
+        inboxes::table.filter(inboxes::id.eq(id.get()).and(inboxes::org_id.eq(org.get()))),
+    )
+    .set((
+        inboxes::name.eq(name),
+        inboxes::assignment_mode.eq(settings.assignment_mode),
+        inboxes::agent_visibility.eq(settings.agent_visibility.as_str()),
+        inboxes::allow_move.eq(settings.allow_move),
+        inboxes::auto_assign.eq(settings.auto_assign),
+        inboxes::auto_assign_limit.eq(settings.auto_assign_limit),
+        inboxes::updated_at.eq(to_db(now())),
+    ))
+    .returning(INBOX_COLUMNS)
+    .get_result::<InboxRow>(conn)
+    .optional()?
+    .map(to_inbox)
+    .transpose()
+}
+
+pub fn is_member(
+    conn: &mut DbConnection,
+    inbox: InboxId,
+    user: UserId,
+) -> Result<bool, StoreError> {
+    let found: i64 = inbox_members::table
+        .filter(
+            inbox_members::inbox_id
+                .eq(inbox.get())
+                .and(inbox_members::user_id.eq(user.get())),
+        )
+        .count()
+        .get_result(conn)?;
+    Ok(found > 0)
+}
+
+pub fn members(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<InboxMember>, StoreError> {
+    let rows: Vec<(i64, i64, bool)> = inbox_members::table
+        .filter(inbox_members::inbox_id.eq(inbox.get()))
+        .order(inbox_members::user_id)
+        .select((
+            inbox_members::inbox_id,
+            inbox_members::user_id,
+            inbox_members::logged_in,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(inbox_id, user_id, logged_in)| InboxMember {
+            inbox_id: InboxId(inbox_id),
+            user_id: UserId(user_id),
+            logged_in,
+        })
+        .collect())
+}
+
+/// A user's memberships (for `GET /v1/me`).
+pub fn memberships_of(
+    conn: &mut DbConnection,
+    user: UserId,
+) -> Result<Vec<InboxMember>, StoreError> {
+    let rows: Vec<(i64, i64, bool)> = inbox_members::table
+        .filter(inbox_members::user_id.eq(user.get()))
+        .order(inbox_members::inbox_id)
+        .select((
+            inbox_members::inbox_id,
+            inbox_members::user_id,
+            inbox_members::logged_in,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(inbox_id, user_id, logged_in)| InboxMember {
+            inbox_id: InboxId(inbox_id),
+            user_id: UserId(user_id),
+            logged_in,
+        })
+        .collect())
+}
+
+/// Adds a member, logged in to the queue; adding one twice changes nothing.
+pub fn add_member(conn: &mut DbConnection, inbox: InboxId, user: UserId) -> Result<(), StoreError> {
+    if is_member(conn, inbox, user)? {
+        return Ok(());
+    }
+    diesel::insert_into(inbox_members::table)
+        .values((
+            inbox_members::inbox_id.eq(inbox.get()),
+            inbox_members::user_id.eq(user.get()),
+            inbox_members::logged_in.eq(true),
+            inbox_members::created_at.eq(to_db(now())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn remove_member(
+    conn: &mut DbConnection,
+    inbox: InboxId,
+    user: UserId,
+) -> Result<bool, StoreError> {
+    let removed = diesel::delete(
+        inbox_members::table.filter(
+            inbox_members::inbox_id
+                .eq(inbox.get())
+                .and(inbox_members::user_id.eq(user.get())),
+        ),
+    )
+    .execute(conn)?;
+    Ok(removed == 1)
+}
+
+/// Logs a member in or out of the inbox's queue; `false` when they are not a member.
+pub fn set_logged_in(
+    conn: &mut DbConnection,
+    inbox: InboxId,
+    user: UserId,
+    logged_in: bool,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(
+        inbox_members::table.filter(
+            inbox_members::inbox_id
+                .eq(inbox.get())
+                .and(inbox_members::user_id.eq(user.get())),
+        ),
+    )
+    .set(inbox_members::logged_in.eq(logged_in))
+    .execute(conn)?;
+    Ok(updated == 1)
+}

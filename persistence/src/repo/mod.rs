@@ -1,0 +1,41 @@
+//! Repositories, one per aggregate. Each function takes a connection, so the api composes
+//! several into one transaction (`Store::write`) with the event-log row of the change.
+
+pub mod canned;
+pub mod channels;
+pub mod events;
+pub mod inboxes;
+pub mod orgs;
+pub mod settings;
+pub mod tags;
+pub mod teams;
+pub mod users;
+
+use crate::error::StoreError;
+
+/// Reads a stored enum spelling back, refusing anything the code does not know.
+pub(crate) fn parse_enum<T>(
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T, StoreError> {
+    parse(value).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {value:?}")))
+}
+
+/// One page of a keyset-paged list: the rows and whether more follow.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// Takes `limit + 1` rows fetched by the caller and keeps `limit`.
+    pub fn from_overfetch(mut rows: Vec<T>, limit: i64) -> Page<T> {
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        Page {
+            items: rows,
+            has_more,
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Users and their refresh tokens.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use domain::{OrgId, Role, User, UserId, UserStatus};
+
+use super::{Page, parse_enum};
+use crate::schema::{refresh_tokens, users};
+use crate::{DbConnection, StoreError, from_db, now, to_db};
+
+type UserRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    bool,
+    String,
+    Option<String>,
+    NaiveDateTime,
+);
+
+const USER_COLUMNS: (
+    users::id,
+    users::org_id,
+    users::email,
+    users::name,
+    users::role,
+    users::active,
+    users::status,
+    users::status_message,
+    users::created_at,
+) = (
+    users::id,
+    users::org_id,
+    users::email,
+    users::name,
+    users::role,
+    users::active,
+    users::status,
+    users::status_message,
+    users::created_at,
+);
+
+fn to_user(row: UserRow) -> Result<User, StoreError> {
+    let (id, org_id, email, name, role, active, status, status_message, created_at) = row;
+    Ok(User {
+        id: UserId(id),
+        org_id: OrgId(org_id),
+        email,
+        name,
+        role: parse_enum(&role, Role::parse, "role")?,
+        active,
+        status: parse_enum(&status, UserStatus::parse, "status")?,
+        status_message,
+        created_at: from_db(created_at),
+    })
+}
+
+pub struct NewUser<'a> {
+    pub org_id: OrgId,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub password_hash: &'a str,
+}
+
+pub fn insert(conn: &mut DbConnection, new: NewUser<'_>) -> Result<User, StoreError> {
+    let at = to_db(now());
+    let row: UserRow = diesel::insert_into(users::table)
+        .values((
+            users::org_id.eq(new.org_id.get()),
+            users::email.eq(new.email),
+            users::name.eq(new.name),
+            users::role.eq(new.role.as_str()),
+            users::password_hash.eq(new.password_hash),
+            users::active.eq(true),
+            users::status.eq(UserStatus::Offline.as_str()),
+            users::created_at.eq(at),
+            users::updated_at.eq(at),
+        ))
+        .returning(USER_COLUMNS)
+        .get_result(conn)?;
+    to_user(row)
+}
+
+pub fn count_all(conn: &mut DbConnection) -> Result<i64, StoreError> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+/// A user of the organization, or `None` (unknown, or another tenant's).
+pub fn get(conn: &mut DbConnection, org: OrgId, id: UserId) -> Result<Option<User>, StoreError> {
+    users::table
+        .filter(users::id.eq(id.get()).and(users::org_id.eq(org.get())))
+        .select(USER_COLUMNS)
+        .first::<UserRow>(conn)
+        .optional()?
+        .map(to_user)
+        .transpose()
+}
+
+/// Several users of the organization at once (one query), in id order.
+pub fn get_many(
+    conn: &mut DbConnection,
+    org: OrgId,
+    ids: &[UserId],
+) -> Result<Vec<User>, StoreError> {
+    let ids: Vec<i64> = ids.iter().map(|id| id.get()).collect();
+    users::table
+        .filter(users::org_id.eq(org.get()).and(users::id.eq_any(ids)))
+        .order(users::id)
+        .select(USER_COLUMNS)
+        .load::<UserRow>(conn)?
+        .into_iter()
+        .map(to_user)
+        .collect()
+}
+
+/// The user and their password hash, for sign-in.
+pub fn find_for_login(
+    conn: &mut DbConnection,
+    email: &str,
+) -> Result<Option<(User, String)>, StoreError> {
+    let row: Option<(UserRow, String)> = users::table
+        .filter(users::email.eq(email))
+        .select((USER_COLUMNS, users::password_hash))
+        .first(conn)
+        .optional()?;
+    row.map(|(user, hash)| Ok((to_user(user)?, hash)))
+        .transpose()
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    org: OrgId,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Page<User>, StoreError> {
+    let rows: Vec<UserRow> = users::table
+        .filter(
+            users::org_id
+                .eq(org.get())
+                .and(users::id.gt(after.unwrap_or(0))),
+        )
+        .order(users::id)
+        .limit(limit + 1)
+        .select(USER_COLUMNS)
+        .load(conn)?;
+    let users = rows
+        .into_iter()
+        .map(to_user)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(users, limit))
+}
+
+#[derive(Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub password_hash: Option<String>,
+    pub status: Option<UserStatus>,
+    pub status_message: Option<Option<String>>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+struct UserChangeset {
+    name: Option<String>,
+    role: Option<String>,
+    active: Option<bool>,
+    password_hash: Option<String>,
+    status: Option<String>,
+    status_message: Option<Option<String>>,
+    updated_at: NaiveDateTime,
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: UserId,
+    changes: UserChanges,
+) -> Result<Option<User>, StoreError> {
+    let changeset = UserChangeset {
+        name: changes.name,
+        role: changes.role.map(|role| role.as_str().to_string()),
+        active: changes.active,
+        password_hash: changes.password_hash,
+        status: changes.status.map(|status| status.as_str().to_string()),
+        status_message: changes.status_message,
+        updated_at: to_db(now()),
+    };
+    diesel::update(users::table.filter(users::id.eq(id.get()).and(users::org_id.eq(org.get()))))
+        .set(changeset)
+        .returning(USER_COLUMNS)
+        .get_result::<UserRow>(conn)
+        .optional()?
+        .map(to_user)
+        .transpose()
+}
+
+/// A stored refresh token (only its hash is kept).
+pub struct RefreshToken {
+    pub id: i64,
+    pub user_id: UserId,
+    pub family: String,
+    pub expires_at: DateTime<Utc>,
+    pub used: bool,
+    pub revoked: bool,
+}
+
+pub fn insert_refresh_token(
+    conn: &mut DbConnection,
+    user: UserId,
+    family: &str,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::user_id.eq(user.get()),
+            refresh_tokens::family.eq(family),
+            refresh_tokens::token_hash.eq(token_hash),
+            refresh_tokens::created_at.eq(to_db(now())),
+            refresh_tokens::expires_at.eq(to_db(expires_at)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_refresh_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<RefreshToken>, StoreError> {
+    type Row = (
+        i64,
+        i64,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    );
+    let row: Option<Row> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((
+            refresh_tokens::id,
+            refresh_tokens::user_id,
+            refresh_tokens::family,
+            refresh_tokens::expires_at,
+            refresh_tokens::used_at,
+            refresh_tokens::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(
+        |(id, user_id, family, expires_at, used_at, revoked_at)| RefreshToken {
+            id,
+            user_id: UserId(user_id),
+            family,
+            expires_at: from_db(expires_at),
+            used: used_at.is_some(),
+            revoked: revoked_at.is_some(),
+        },
+    ))
+}
+
+/// Spends a refresh token. `false` when someone spent it first (a concurrent reuse).
+pub fn spend_refresh_token(conn: &mut DbConnection, id: i64) -> Result<bool, StoreError> {
+    let spent = diesel::update(
+        refresh_tokens::table.filter(
+            refresh_tokens::id
+                .eq(id)
+                .and(refresh_tokens::used_at.is_null()),
+        ),
+    )
+    .set(refresh_tokens::used_at.eq(to_db(now())))
+    .execute(conn)?;
+    Ok(spent == 1)
+}
+
+pub fn revoke_refresh_family(conn: &mut DbConnection, family: &str) -> Result<(), StoreError> {
+    diesel::update(
+        refresh_tokens::table.filter(
+            refresh_tokens::family
+                .eq(family)
+                .and(refresh_tokens::revoked_at.is_null()),
+        ),
+    )
+    .set(refresh_tokens::revoked_at.eq(to_db(now())))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Signs a user out everywhere (deactivation, password change).
+pub fn revoke_user_refresh_tokens(conn: &mut DbConnection, user: UserId) -> Result<(), StoreError> {
+    diesel::update(
+        refresh_tokens::table.filter(
+            refresh_tokens::user_id
+                .eq(user.get())
+                .and(refresh_tokens::revoked_at.is_null()),
+        ),
+    )
+    .set(refresh_tokens::revoked_at.eq(to_db(now())))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A user by id alone, for a refresh token (which names no tenant).
+pub fn get_any(conn: &mut DbConnection, id: UserId) -> Result<Option<User>, StoreError> {
+    users::table
+        .find(id.get())
+        .select(USER_COLUMNS)
+        .first::<UserRow>(conn)
+        .optional()?
+        .map(to_user)
+        .transpose()
+}
