@@ -125,6 +125,10 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     Ok((state, generated_password))
 }
 
+async fn docs_redirect() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect().insert_header(("location", "/docs/")).finish()
+}
+
 /// Unknown paths answer with a problem document too, never an empty or HTML page.
 async fn not_found(_request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::not_found())
@@ -154,6 +158,7 @@ pub fn server(
             .configure(routes::configure)
             .split_for_parts();
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))
+            .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(not_found))
             .wrap(Compress::default())
             .wrap(from_fn(metrics::observe))

@@ -43,6 +43,7 @@ pub struct Team {
     pub id: i64,
     pub name: String,
     pub member_ids: Vec<i64>,
+    #[serde(with = "crate::common::millis")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -85,6 +86,7 @@ pub struct Inbox {
     pub auto_assign: bool,
     /// Most open conversations auto-assignment gives one agent; `null`: no limit.
     pub auto_assign_limit: Option<i32>,
+    #[serde(with = "crate::common::millis")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -162,6 +164,7 @@ pub struct Channel {
     pub appended_message: Option<String>,
     /// Where outbound messages are POSTed; `null`: sandbox, messages are marked sent.
     pub outbound_url: Option<String>,
+    #[serde(with = "crate::common::millis")]
     pub created_at: DateTime<Utc>,
 }
 

@@ -42,6 +42,7 @@ pub struct User {
     pub active: bool,
     pub status: UserStatus,
     pub status_message: Option<String>,
+    #[serde(with = "crate::common::millis")]
     pub created_at: DateTime<Utc>,
 }
 

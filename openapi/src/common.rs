@@ -59,3 +59,52 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// Timestamps on the wire: RFC 3339 UTC with exactly millisecond precision
+/// (`2026-11-21T09:30:00.123Z`), whatever the sub-second part is.
+pub mod millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn format(at: &DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(deserializer)
+    }
+
+    /// The same for optional timestamps.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => serializer.serialize_str(&super::format(at)),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<DateTime<Utc>>::deserialize(deserializer)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn timestamps_always_carry_milliseconds() {
+        let whole = Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap();
+        assert_eq!(super::millis::format(&whole), "2026-11-21T09:30:00.000Z");
+        let fine = whole + chrono::Duration::microseconds(123_456);
+        assert_eq!(super::millis::format(&fine), "2026-11-21T09:30:00.123Z");
+    }
+}

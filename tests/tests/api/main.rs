@@ -6,3 +6,5 @@
 mod support;
 
 mod smoke;
+mod spec;
+mod migrations;

@@ -1,0 +1,36 @@
+# Switchboard: the two commands are `make run` and `make test`.
+CARGO ?= cargo
+SKIP_LOG := $(CURDIR)/target/skipped-postgres-tests.txt
+# Tests wait on sockets and databases more than on the CPU.
+TEST_THREADS ?= 4
+
+.PHONY: run test lint openapi build release
+
+## run: build and start the server on SQLite with the in-process bus (http://127.0.0.1:8080)
+run:
+	$(CARGO) run -p switchboard-api --bin switchboard -- serve
+
+## test: the whole suite; PostgreSQL tests are skipped (and listed) when PostgreSQL is unreachable
+test:
+	@mkdir -p target && rm -f $(SKIP_LOG)
+	SWITCHBOARD_TEST_SKIP_LOG=$(SKIP_LOG) $(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+	@if [ -s $(SKIP_LOG) ]; then \
+		echo "PostgreSQL was unreachable: skipped $$(wc -l < $(SKIP_LOG)) PostgreSQL test(s):"; \
+		sort $(SKIP_LOG) | sed 's/^/  /'; \
+		echo "Set SWITCHBOARD_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) to run them."; \
+	fi
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## openapi: regenerate the committed OpenAPI document from the routes
+openapi:
+	$(CARGO) run -q -p switchboard-api --bin switchboard -- openapi > openapi/openapi.json
+
+build:
+	$(CARGO) build -p switchboard-api
+
+release:
+	$(CARGO) build --release -p switchboard-api
