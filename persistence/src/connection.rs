@@ -1,6 +1,7 @@
 //! The connection: PostgreSQL or SQLite picked from the URL scheme, pooled by r2d2, with the
 //! SQLite PRAGMAs set on every pooled connection and migrations embedded in the binary.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,20 @@ use crate::error::StoreError;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// SQL statements started by this process, on every pooled connection (for `/metrics`, and
+/// for tests that check a request's statement count does not grow with its page size).
+static QUERIES: AtomicU64 = AtomicU64::new(0);
+
+pub fn queries_executed() -> u64 {
+    QUERIES.load(Ordering::Relaxed)
+}
+
+fn count_queries(event: diesel::connection::InstrumentationEvent<'_>) {
+    if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+        QUERIES.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -81,10 +96,8 @@ impl r2d2::ManageConnection for Manager {
     type Error = diesel::ConnectionError;
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
-        match self.backend {
-            Backend::Postgres => {
-                PgConnection::establish(&self.target).map(DbConnection::Postgresql)
-            }
+        let mut conn = match self.backend {
+            Backend::Postgres => DbConnection::Postgresql(PgConnection::establish(&self.target)?),
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)?;
                 conn.batch_execute(
@@ -92,9 +105,11 @@ impl r2d2::ManageConnection for Manager {
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
-        }
+        };
+        conn.set_instrumentation(count_queries);
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {

@@ -151,6 +151,10 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_list_messages ON conversations (inbox_id, status, last_message_at, id);
 CREATE INDEX conversations_list_created ON conversations (inbox_id, status, created_at, id);
 CREATE INDEX conversations_list_closed ON conversations (inbox_id, status, closed_at, id);
+-- the same orders across all of an organization's inboxes (admins, many-inbox members)
+CREATE INDEX conversations_org_messages ON conversations (org_id, status, last_message_at, id);
+CREATE INDEX conversations_org_created ON conversations (org_id, status, created_at, id);
+CREATE INDEX conversations_org_closed ON conversations (org_id, status, closed_at, id);
 CREATE INDEX conversations_assignee ON conversations (assignee_id, status);
 CREATE INDEX conversations_contact ON conversations (contact_id, created_at);
 -- at most one open conversation per contact and channel: a new inbound continues it

@@ -1,11 +1,18 @@
 //! Repositories, one per aggregate. Each function takes a connection, so the api composes
 //! several into one transaction (`Store::write`) with the event-log row of the change.
 
+pub mod activity;
 pub mod canned;
 pub mod channels;
+pub mod contacts;
+pub mod conversation_list;
+pub mod conversation_state;
+pub mod conversations;
 pub mod events;
 pub mod inboxes;
+pub mod messages;
 pub mod orgs;
+pub mod receipts;
 pub mod settings;
 pub mod tags;
 pub mod teams;

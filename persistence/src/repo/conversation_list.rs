@@ -1,0 +1,428 @@
+//! The conversation list: what an agent looks at all day. One keyset-paged query per phase
+//! (the caller's pins first, in pin order; then conversations without messages; then the
+//! rest by the chosen sort), each bounded by the page size and served by the list indexes,
+//! so the statement count does not depend on the page size.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+use domain::conversation::{Conversation, Status};
+use domain::{ChannelId, ContactId, ConversationId, InboxId, OrgId, TagId, TeamId, UserId};
+
+use super::conversations::{COLUMNS, ConversationRow, to_conversations};
+use crate::connection::MultiBackend;
+use crate::schema::{
+    contact_phone_numbers as numbers, contacts, conversation_participants as participants,
+    conversation_pins as pins, conversation_reads as reads, conversation_tags as ctags,
+    conversations as c, messages,
+};
+use crate::{DbConnection, StoreError};
+
+diesel::define_sql_function! {
+    /// SQL `lower()` on nullable text (names); both backends have it.
+    #[sql_name = "lower"]
+    fn lower_nullable(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower()` on text (message bodies).
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Open,
+    Closed,
+    Archived,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    RecentConversations,
+    OldestConversations,
+    RecentMessages,
+    OldestMessages,
+}
+
+impl Sort {
+    fn descending(self) -> bool {
+        matches!(self, Sort::RecentConversations | Sort::RecentMessages)
+    }
+
+    fn by_messages(self) -> bool {
+        matches!(self, Sort::RecentMessages | Sort::OldestMessages)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Me,
+    Others,
+    Unassigned,
+}
+
+/// What the caller may see, worked out by the domain rules per inbox.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub user: UserId,
+    /// Inboxes whose every conversation is visible.
+    pub full: Vec<InboxId>,
+    /// Inboxes where only unassigned, own and own teams' conversations are visible.
+    pub partial: Vec<InboxId>,
+    pub teams: Vec<TeamId>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub org: Option<OrgId>,
+    pub tab: Option<Tab>,
+    pub inbox_id: Option<InboxId>,
+    pub channel_id: Option<ChannelId>,
+    pub assignee: Option<AssigneeFilter>,
+    pub participant_me: bool,
+    pub unread_only: bool,
+    pub tag: Option<TagId>,
+    pub contact_id: Option<ContactId>,
+    pub q: Option<String>,
+}
+
+/// Where a page ends: the last row's place in the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Pinned { position: i32, id: i64 },
+    Empty { id: i64 },
+    Rest { at: NaiveDateTime, id: i64 },
+}
+
+pub struct ListPage {
+    pub items: Vec<Conversation>,
+    /// The caller's pin positions, for every pinned conversation on the page.
+    pub pins: HashMap<ConversationId, i32>,
+    pub next: Option<Position>,
+}
+
+type Boxed = c::BoxedQuery<'static, MultiBackend>;
+
+/// `%text%` for LIKE, with the wildcards in the text escaped.
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// The visible, filtered conversations (no order, no phase).
+fn base(scope: &Scope, filter: &Filter) -> Boxed {
+    let me = scope.user.get();
+    let full: Vec<i64> = scope.full.iter().map(|id| id.get()).collect();
+    let partial: Vec<i64> = scope.partial.iter().map(|id| id.get()).collect();
+    let teams: Vec<i64> = scope.teams.iter().map(|id| id.get()).collect();
+    let mut query = c::table
+        .into_boxed::<MultiBackend>()
+        .filter(c::org_id.eq(filter.org.map_or(0, OrgId::get)))
+        .filter(c::spam.eq(false))
+        .filter(
+            c::inbox_id.eq_any(full).or(c::inbox_id.eq_any(partial).and(
+                c::assignee_id
+                    .is_null()
+                    .or(c::assignee_id.eq(me))
+                    .or(c::team_id.eq_any(teams)),
+            )),
+        );
+    query = match filter.tab {
+        Some(Tab::Open) => query
+            .filter(c::status.eq(Status::Open.as_str()))
+            .filter(c::archived.eq(false)),
+        Some(Tab::Closed) => query
+            .filter(c::status.eq(Status::Closed.as_str()))
+            .filter(c::archived.eq(false)),
+        Some(Tab::Archived) => query.filter(c::archived.eq(true)),
+        None => query,
+    };
+    if let Some(inbox) = filter.inbox_id {
+        query = query.filter(c::inbox_id.eq(inbox.get()));
+    }
+    if let Some(channel) = filter.channel_id {
+        query = query.filter(c::channel_id.eq(channel.get()));
+    }
+    if let Some(contact) = filter.contact_id {
+        query = query.filter(c::contact_id.eq(contact.get()));
+    }
+    query = match filter.assignee {
+        Some(AssigneeFilter::Me) => query.filter(c::assignee_id.eq(me)),
+        Some(AssigneeFilter::Others) => {
+            query.filter(c::assignee_id.is_not_null().and(c::assignee_id.ne(me)))
+        }
+        Some(AssigneeFilter::Unassigned) => query.filter(c::assignee_id.is_null()),
+        None => query,
+    };
+    if filter.participant_me {
+        query = query.filter(exists(
+            participants::table
+                .filter(participants::conversation_id.eq(c::id))
+                .filter(participants::user_id.eq(me)),
+        ));
+    }
+    if let Some(tag) = filter.tag {
+        query = query.filter(exists(
+            ctags::table
+                .filter(ctags::conversation_id.eq(c::id))
+                .filter(ctags::tag_id.eq(tag.get())),
+        ));
+    }
+    if filter.unread_only {
+        let read = reads::table
+            .filter(reads::conversation_id.eq(c::id))
+            .filter(reads::user_id.eq(me))
+            .filter(reads::read_count.ge(c::message_count))
+            .filter(reads::marked_unread.eq(false));
+        let marked = reads::table
+            .filter(reads::conversation_id.eq(c::id))
+            .filter(reads::user_id.eq(me))
+            .filter(reads::marked_unread.eq(true));
+        query = query.filter(
+            c::message_count
+                .gt(0)
+                .and(not(exists(read)))
+                .or(exists(marked)),
+        );
+    }
+    if let Some(text) = filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+    {
+        let pattern = contains_pattern(&text.to_lowercase());
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        let by_name = contacts::table
+            .filter(
+                lower_nullable(contacts::name)
+                    .like(pattern.clone())
+                    .escape('\\'),
+            )
+            .select(contacts::id);
+        let by_text = exists(
+            messages::table
+                .filter(messages::conversation_id.eq(c::id))
+                .filter(lower(messages::body).like(pattern).escape('\\')),
+        );
+        if digits.len() >= 3 {
+            let by_number = numbers::table
+                .filter(numbers::number.like(format!("%{digits}%")))
+                .select(numbers::contact_id);
+            query = query.filter(
+                c::contact_id
+                    .eq_any(by_name)
+                    .or(c::contact_id.eq_any(by_number))
+                    .or(by_text),
+            );
+        } else {
+            query = query.filter(c::contact_id.eq_any(by_name).or(by_text));
+        }
+    }
+    query
+}
+
+/// Loads one page. `limit` rows at most; `next` is set when more follow.
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<ListPage, StoreError> {
+    let me = scope.user.get();
+    let want = limit + 1;
+    let mut rows: Vec<(Conversation, Position)> = Vec::new();
+
+    // The caller's pins (a handful), in pin order.
+    let pinned: Vec<(i64, i32)> = pins::table
+        .filter(pins::user_id.eq(me))
+        .order((pins::position, pins::conversation_id))
+        .select((pins::conversation_id, pins::position))
+        .load(conn)?;
+    let pinned_ids: Vec<i64> = pinned.iter().map(|(id, _)| *id).collect();
+    let pin_map: HashMap<ConversationId, i32> = pinned
+        .iter()
+        .map(|(id, position)| (ConversationId(*id), *position))
+        .collect();
+
+    // Phase 1: pinned conversations after the cursor.
+    if matches!(after, None | Some(Position::Pinned { .. })) {
+        let remaining: Vec<i64> = pinned
+            .iter()
+            .filter(|(id, position)| match after {
+                Some(Position::Pinned { position: p, id: i }) => (*position, *id) > (p, i),
+                _ => true,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let found = to_conversations(
+            base(scope, filter)
+                .filter(c::id.eq_any(remaining))
+                .select(COLUMNS)
+                .load::<ConversationRow>(conn)?,
+        )?;
+        let mut found: Vec<(Conversation, Position)> = found
+            .into_iter()
+            .map(|conversation| {
+                let position = pin_map.get(&conversation.id).copied().unwrap_or_default();
+                let id = conversation.id.get();
+                (conversation, Position::Pinned { position, id })
+            })
+            .collect();
+        found.sort_by_key(|(conversation, position)| match position {
+            Position::Pinned { position, .. } => (*position, conversation.id.get()),
+            _ => (0, 0),
+        });
+        rows.extend(found);
+    }
+    let room = |rows: &Vec<(Conversation, Position)>| (want - rows.len() as i64).max(1);
+
+    // Phase 2 (message sorts): conversations without messages, newest or oldest first.
+    if sort.by_messages() && !matches!(after, Some(Position::Rest { .. })) {
+        let mut query = base(scope, filter)
+            .filter(c::last_message_at.is_null())
+            .filter(not(c::id.eq_any(pinned_ids.clone())));
+        if let Some(Position::Empty { id }) = after {
+            query = if sort.descending() {
+                query.filter(c::id.lt(id))
+            } else {
+                query.filter(c::id.gt(id))
+            };
+        }
+        query = if sort.descending() {
+            query.order(c::id.desc())
+        } else {
+            query.order(c::id.asc())
+        };
+        let found = to_conversations(
+            query
+                .limit(room(&rows))
+                .select(COLUMNS)
+                .load::<ConversationRow>(conn)?,
+        )?;
+        rows.extend(found.into_iter().map(|conversation| {
+            let id = conversation.id.get();
+            (conversation, Position::Empty { id })
+        }));
+    }
+
+    // Phase 3: the rest, by the sort key.
+    let rest_after = match after {
+        Some(Position::Rest { at, id }) => Some((at, id)),
+        _ => None,
+    };
+    macro_rules! rest_phase {
+        ($column:expr, $read:expr) => {{
+            let mut query = base(scope, filter).filter(not(c::id.eq_any(pinned_ids.clone())));
+            if sort.by_messages() {
+                query = query.filter(c::last_message_at.is_not_null());
+            }
+            if let Some((at, id)) = rest_after {
+                query = if sort.descending() {
+                    query.filter($column.lt(at).or($column.eq(at).and(c::id.lt(id))))
+                } else {
+                    query.filter($column.gt(at).or($column.eq(at).and(c::id.gt(id))))
+                };
+            }
+            query = if sort.descending() {
+                query.order(($column.desc(), c::id.desc()))
+            } else {
+                query.order(($column.asc(), c::id.asc()))
+            };
+            let found = to_conversations(
+                query
+                    .limit(room(&rows))
+                    .select(COLUMNS)
+                    .load::<ConversationRow>(conn)?,
+            )?;
+            for conversation in found {
+                let id = conversation.id.get();
+                let at: Option<NaiveDateTime> = $read(&conversation);
+                rows.push((
+                    conversation,
+                    Position::Rest {
+                        at: at.unwrap_or_default(),
+                        id,
+                    },
+                ));
+            }
+        }};
+    }
+    let to_db = |at: chrono::DateTime<chrono::Utc>| at.naive_utc();
+    match (sort.by_messages(), filter.tab) {
+        (true, _) => rest_phase!(c::last_message_at, |conversation: &Conversation| {
+            conversation.last_message_at.map(to_db)
+        }),
+        (false, Some(Tab::Closed)) => {
+            rest_phase!(c::closed_at, |conversation: &Conversation| conversation
+                .closed_at
+                .map(to_db))
+        }
+        (false, _) => rest_phase!(c::created_at, |conversation: &Conversation| Some(to_db(
+            conversation.created_at
+        ))),
+    }
+
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let next = if has_more {
+        rows.last().map(|(_, position)| *position)
+    } else {
+        None
+    };
+    let pins = rows
+        .iter()
+        .filter_map(|(conversation, _)| {
+            pin_map
+                .get(&conversation.id)
+                .map(|position| (conversation.id, *position))
+        })
+        .collect();
+    Ok(ListPage {
+        items: rows
+            .into_iter()
+            .map(|(conversation, _)| conversation)
+            .collect(),
+        pins,
+        next,
+    })
+}
+
+/// The counts behind the tabs and filters, with the same visibility and filters as the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub open: i64,
+    pub closed: i64,
+    pub archived: i64,
+    pub unread: i64,
+    pub mine: i64,
+    pub unassigned: i64,
+    pub others: i64,
+}
+
+pub fn counts(conn: &mut DbConnection, scope: &Scope, filter: &Filter) -> Result<Counts, StoreError> {
+    // One COUNT per figure (diesel cannot GROUP BY a boxed query); each is index-served.
+    let mut count = |tab: Tab, assignee: Option<AssigneeFilter>, unread_only: bool| -> Result<i64, StoreError> {
+        let figure = Filter { tab: Some(tab), assignee, unread_only, ..filter.clone() };
+        Ok(base(scope, &figure).count().get_result(conn)?)
+    };
+    let mine = count(Tab::Open, Some(AssigneeFilter::Me), false)?;
+    let others = count(Tab::Open, Some(AssigneeFilter::Others), false)?;
+    let unassigned = count(Tab::Open, Some(AssigneeFilter::Unassigned), false)?;
+    Ok(Counts {
+        open: mine + others + unassigned,
+        closed: count(Tab::Closed, None, false)?,
+        archived: count(Tab::Archived, None, false)?,
+        unread: count(Tab::Open, None, true)?,
+        mine,
+        unassigned,
+        others,
+    })
+}
