@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod paging;
 pub mod rate_limit;
 pub mod routes;
+pub mod service;
 pub mod state;
 
 use std::net::{SocketAddr, TcpListener};
@@ -46,6 +47,7 @@ use state::AppState;
         (name = "channels", description = "Numbers and accounts customers write to"),
         (name = "canned_responses", description = "Saved replies"),
         (name = "tags", description = "Conversation labels"),
+        (name = "conversations", description = "The shared inbox: conversations, messages, assignment"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -126,7 +128,9 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
 }
 
 async fn docs_redirect() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::PermanentRedirect().insert_header(("location", "/docs/")).finish()
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header(("location", "/docs/"))
+        .finish()
 }
 
 /// Unknown paths answer with a problem document too, never an empty or HTML page.

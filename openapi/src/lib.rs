@@ -5,12 +5,14 @@
 pub mod admin;
 pub mod auth;
 pub mod common;
+pub mod conversations;
 pub mod enums;
 pub mod ops;
 
 pub use admin::*;
 pub use auth::*;
 pub use common::*;
+pub use conversations::*;
 pub use enums::*;
 pub use ops::*;
 

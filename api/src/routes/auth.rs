@@ -1,5 +1,7 @@
 //! Sign-in, refresh with rotation and reuse detection, sign-out.
 
+use std::net::{IpAddr, SocketAddr};
+
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Duration;
 use domain::User;
@@ -21,14 +23,35 @@ fn client_address(state: &AppState, request: &HttpRequest) -> String {
     } else {
         info.peer_addr()
     };
-    address
-        .map(|address| {
-            address
-                .rsplit_once(':')
-                .map_or(address, |(host, _)| host)
-                .to_string()
-        })
-        .unwrap_or_default()
+    address.map(host_of).unwrap_or_default()
+}
+
+/// The host part of a client address: `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1` and
+/// `[2001:db8::1]:4711` name one host each. (Cutting at the last `:` would turn every IPv6
+/// address into a prefix that many clients share.)
+fn host_of(address: &str) -> String {
+    let address = address.trim().trim_matches('"');
+    if let Ok(ip) = address.parse::<IpAddr>() {
+        return ip.to_string();
+    }
+    if let Ok(socket) = address.parse::<SocketAddr>() {
+        return socket.ip().to_string();
+    }
+    if let Some(ip) = address
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inner| inner.parse::<IpAddr>().ok())
+    {
+        return ip.to_string();
+    }
+    // Not an IP address (e.g. an obfuscated `Forwarded: for=_proxy1`): a key as it is, minus
+    // any port.
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            host.to_string()
+        }
+        _ => address.to_string(),
+    }
 }
 
 /// Stores a new refresh token of `family` and returns the pair of tokens.
@@ -150,6 +173,10 @@ pub async fn refresh(
         let Some(stored) = users::find_refresh_token(conn, &token_hash)? else {
             return refused("the refresh token is not valid");
         };
+        // A deactivated user's sessions were revoked with the deactivation; say why.
+        if users::get_any(conn, stored.user_id)?.is_some_and(|user| !user.active) {
+            return Ok(Refresh::Refused(ApiError::AccountDisabled));
+        }
         if stored.revoked {
             return refused("the refresh token has been revoked");
         }
@@ -196,4 +223,21 @@ pub async fn logout(
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn each_client_address_is_one_host() {
+        assert_eq!(host_of("203.0.113.7"), "203.0.113.7");
+        assert_eq!(host_of("203.0.113.7:4711"), "203.0.113.7");
+        assert_eq!(host_of("2001:db8::1"), "2001:db8::1");
+        assert_eq!(host_of("[2001:db8::1]:4711"), "2001:db8::1");
+        assert_eq!(host_of("\"[2001:db8::1]\""), "2001:db8::1");
+        assert_ne!(host_of("2001:db8::1"), host_of("2001:db8::2"));
+        assert_eq!(host_of("_proxy1"), "_proxy1");
+        assert_eq!(host_of("_proxy1:80"), "_proxy1");
+    }
 }

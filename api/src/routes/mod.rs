@@ -5,7 +5,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub mod auth;
 pub mod canned;
+pub mod channel_calls;
 pub mod channels;
+pub mod conversations;
 pub mod inboxes;
 pub mod me;
 pub mod ops;
@@ -49,5 +51,25 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(canned::update_canned_response)
         .service(canned::delete_canned_response)
         .service(tags::list_tags)
-        .service(tags::create_tag);
+        .service(tags::create_tag)
+        .service(conversations::list_conversations)
+        .service(conversations::count_conversations)
+        .service(conversations::create_conversation)
+        .service(conversations::bulk_conversations)
+        .service(conversations::get_conversation)
+        .service(conversations::assign_conversation)
+        .service(conversations::close_conversation)
+        .service(conversations::move_conversation)
+        .service(conversations::read_conversation)
+        .service(conversations::unread_conversation)
+        .service(conversations::pin_conversation)
+        .service(conversations::unpin_conversation)
+        .service(conversations::tag_conversation)
+        .service(conversations::untag_conversation)
+        .service(conversations::link_conversation_contact)
+        .service(conversations::list_messages)
+        .service(conversations::send_message)
+        .service(conversations::list_conversation_activity)
+        .service(channel_calls::receive_inbound_message)
+        .service(channel_calls::receive_delivery_status);
 }

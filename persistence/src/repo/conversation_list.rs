@@ -407,10 +407,22 @@ pub struct Counts {
     pub others: i64,
 }
 
-pub fn counts(conn: &mut DbConnection, scope: &Scope, filter: &Filter) -> Result<Counts, StoreError> {
+pub fn counts(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+) -> Result<Counts, StoreError> {
     // One COUNT per figure (diesel cannot GROUP BY a boxed query); each is index-served.
-    let mut count = |tab: Tab, assignee: Option<AssigneeFilter>, unread_only: bool| -> Result<i64, StoreError> {
-        let figure = Filter { tab: Some(tab), assignee, unread_only, ..filter.clone() };
+    let mut count = |tab: Tab,
+                     assignee: Option<AssigneeFilter>,
+                     unread_only: bool|
+     -> Result<i64, StoreError> {
+        let figure = Filter {
+            tab: Some(tab),
+            assignee,
+            unread_only,
+            ..filter.clone()
+        };
         Ok(base(scope, &figure).count().get_result(conn)?)
     };
     let mine = count(Tab::Open, Some(AssigneeFilter::Me), false)?;

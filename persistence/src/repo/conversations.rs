@@ -317,3 +317,10 @@ pub fn archive_into(
             .execute(conn)?,
     )
 }
+
+pub fn set_contact(conn: &mut DbConnection, id: ConversationId, contact: ContactId) -> Result<Conversation, StoreError> {
+    diesel::update(c::table.find(id.get()))
+        .set((c::contact_id.eq(contact.get()), c::updated_at.eq(to_db(now()))))
+        .execute(conn)?;
+    updated(conn, id)
+}

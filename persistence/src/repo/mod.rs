@@ -5,6 +5,7 @@ pub mod activity;
 pub mod canned;
 pub mod channels;
 pub mod contacts;
+pub mod deliveries;
 pub mod conversation_list;
 pub mod conversation_state;
 pub mod conversations;

@@ -8,6 +8,11 @@ use crate::{DbConnection, StoreError, now, to_db};
 
 type TagRow = (i64, i64, String, String);
 
+diesel::define_sql_function! {
+    /// SQL `lower()`: both backends have it, so both order tags alike whatever the collation.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 fn to_tag((id, org_id, name, color): TagRow) -> Tag {
     Tag {
         id: TagId(id),
@@ -35,11 +40,12 @@ pub fn insert(
     Ok(to_tag(row))
 }
 
-/// Every tag of the organization, by name.
+/// Every tag of the organization, by name as people read it (`billing` before `VIP`), the
+/// same on SQLite and on PostgreSQL whatever the database's collation.
 pub fn list(conn: &mut DbConnection, org: OrgId) -> Result<Vec<Tag>, StoreError> {
     let rows: Vec<TagRow> = tags::table
         .filter(tags::org_id.eq(org.get()))
-        .order(tags::name)
+        .order((lower(tags::name), tags::name))
         .select((tags::id, tags::org_id, tags::name, tags::color))
         .load(conn)?;
     Ok(rows.into_iter().map(to_tag).collect())

@@ -1,0 +1,9 @@
+//! What handlers call: the steps of each use case, composed inside one transaction, with
+//! the domain rules deciding and the repositories storing. Handlers parse and answer.
+
+pub mod conversations;
+pub mod events;
+pub mod idempotency;
+pub mod messaging;
+pub mod present;
+pub mod visibility;
