@@ -5,6 +5,10 @@
 #[allow(dead_code)] // helpers are shared by modules that each use a part
 mod support;
 
+mod admin;
+mod admin_channels;
+mod admin_inboxes;
+mod auth;
+mod migrations;
 mod smoke;
 mod spec;
-mod migrations;
