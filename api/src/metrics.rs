@@ -61,6 +61,7 @@ impl Metrics {
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_idle.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(queries.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -68,6 +69,7 @@ impl Metrics {
             pool_connections,
             pool_idle,
             pool_max,
+            queries,
         })
     }
 
