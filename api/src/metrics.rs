@@ -55,7 +55,10 @@ impl Metrics {
             "Idle database connections",
         )?;
         let pool_max = IntGauge::new("switchboard_db_pool_max_connections", "Pool size limit")?;
-        let queries = IntGauge::new("switchboard_db_queries_total", "SQL statements run by this process")?;
+        let queries = IntGauge::new(
+            "switchboard_db_queries_total",
+            "SQL statements run by this process",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
@@ -87,7 +90,8 @@ impl Metrics {
         self.pool_connections.set(i64::from(pool.0));
         self.pool_idle.set(i64::from(pool.1));
         self.pool_max.set(i64::from(pool_max));
-        self.queries.set(i64::try_from(persistence::queries_executed()).unwrap_or(i64::MAX));
+        self.queries
+            .set(i64::try_from(persistence::queries_executed()).unwrap_or(i64::MAX));
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(%error, "encoding metrics");

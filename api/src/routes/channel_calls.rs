@@ -10,34 +10,52 @@ use persistence::repo::channels;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::service::events::Outbox;
 use crate::service::messaging;
 use crate::state::AppState;
-use crate::db;
 
 pub const SIGNATURE_HEADER: &str = "X-Switchboard-Signature";
 
 /// `sha256=<hex>` of the body under `secret`: what providers send and what we send them.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Checks the signature in constant time.
 fn verify(secret: &str, body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex_digest) = header.and_then(|value| value.trim().strip_prefix("sha256=")) else { return false };
-    let Ok(digest) = hex::decode(hex_digest) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    let Some(hex_digest) = header.and_then(|value| value.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(digest) = hex::decode(hex_digest) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
     mac.update(body);
     mac.verify_slice(&digest).is_ok()
 }
 
 /// The channel whose secret signed this request, and the parsed body.
-async fn authenticate<T: DeserializeOwned>(state: &AppState, request: &HttpRequest, id: i64, body: &Bytes) -> Result<(Channel, T), ApiError> {
-    let found = db::read(&state.store, move |conn| Ok(channels::get_with_secret(conn, ChannelId(id))?)).await?;
-    let header = request.headers().get(SIGNATURE_HEADER).and_then(|value| value.to_str().ok());
+async fn authenticate<T: DeserializeOwned>(
+    state: &AppState,
+    request: &HttpRequest,
+    id: i64,
+    body: &Bytes,
+) -> Result<(Channel, T), ApiError> {
+    let found = db::read(&state.store, move |conn| {
+        Ok(channels::get_with_secret(conn, ChannelId(id))?)
+    })
+    .await?;
+    let header = request
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok());
     let (channel, secret) = match found {
         Some(found) => found,
         None => return Err(ApiError::Unauthenticated("the signature does not match")),
@@ -45,7 +63,8 @@ async fn authenticate<T: DeserializeOwned>(state: &AppState, request: &HttpReque
     if !verify(&secret, body, header) {
         return Err(ApiError::Unauthenticated("the signature does not match"));
     }
-    let parsed = serde_json::from_slice(body).map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
+    let parsed = serde_json::from_slice(body)
+        .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
     Ok((channel, parsed))
 }
 
@@ -66,8 +85,14 @@ async fn authenticate<T: DeserializeOwned>(state: &AppState, request: &HttpReque
     )
 )]
 #[post("/v1/channels/{id}/inbound")]
-pub async fn receive_inbound_message(state: web::Data<AppState>, request: HttpRequest, path: web::Path<i64>, body: Bytes) -> Result<web::Json<InboundResult>, ApiError> {
-    let (channel, inbound): (Channel, InboundMessage) = authenticate(&state, &request, path.into_inner(), &body).await?;
+pub async fn receive_inbound_message(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<i64>,
+    body: Bytes,
+) -> Result<web::Json<InboundResult>, ApiError> {
+    let (channel, inbound): (Channel, InboundMessage) =
+        authenticate(&state, &request, path.into_inner(), &body).await?;
     let attempt = {
         let (channel, inbound) = (channel.clone(), inbound.clone());
         db::write(&state.store, move |conn| {
@@ -88,8 +113,14 @@ pub async fn receive_inbound_message(state: web::Data<AppState>, request: HttpRe
             let id = channel.id;
             db::read(&state.store, move |conn| {
                 persistence::repo::receipts::find_inbound(conn, id, &external_id)?
-                    .map(|(conversation, message)| InboundResult { conversation_id: conversation.get(), message_id: message.get() })
-                    .ok_or_else(|| ApiError::Conflict { code: "duplicate", detail: "a concurrent request conflicted; retry".into() })
+                    .map(|(conversation, message)| InboundResult {
+                        conversation_id: conversation.get(),
+                        message_id: message.get(),
+                    })
+                    .ok_or_else(|| ApiError::Conflict {
+                        code: "duplicate",
+                        detail: "a concurrent request conflicted; retry".into(),
+                    })
             })
             .await
             .map(web::Json)
@@ -110,8 +141,14 @@ pub async fn receive_inbound_message(state: web::Data<AppState>, request: HttpRe
     responses((status = 200, body = Message), (status = 401, body = Problem), (status = 404, description = "No such outbound message on this channel", body = Problem))
 )]
 #[post("/v1/channels/{id}/status")]
-pub async fn receive_delivery_status(state: web::Data<AppState>, request: HttpRequest, path: web::Path<i64>, body: Bytes) -> Result<web::Json<Message>, ApiError> {
-    let (channel, report): (Channel, StatusCallback) = authenticate(&state, &request, path.into_inner(), &body).await?;
+pub async fn receive_delivery_status(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<i64>,
+    body: Bytes,
+) -> Result<web::Json<Message>, ApiError> {
+    let (channel, report): (Channel, StatusCallback) =
+        authenticate(&state, &request, path.into_inner(), &body).await?;
     let (message, outbox) = db::write(&state.store, move |conn| {
         let mut outbox = Outbox::new();
         let message = messaging::delivery_report(conn, &channel, &report, &mut outbox)?;

@@ -3,9 +3,10 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use domain::{ContactId, ConversationId, InboxId, TeamId, UserId};
 use openapi::{
-    ActivityEntry, ActivityPage, AssignRequest, BulkAction, BulkFailure, BulkRequest, BulkResult, CloseRequest, Conversation,
-    ConversationCounts, ConversationPage, ConversationQuery, CreateConversation, LinkContactRequest, Message, MessagePage, MessageQuery,
-    MoveRequest, PinRequest, Problem, SendMessage,
+    ActivityEntry, ActivityPage, AssignRequest, BulkAction, BulkFailure, BulkRequest, BulkResult,
+    CloseRequest, Conversation, ConversationCounts, ConversationPage, ConversationQuery,
+    CreateConversation, LinkContactRequest, Message, MessagePage, MessageQuery, MoveRequest,
+    PinRequest, Problem, SendMessage,
 };
 use persistence::repo::conversation_list::{self, AssigneeFilter, Filter, Position, Sort, Tab};
 use persistence::repo::{activity, messages, tags};
@@ -50,21 +51,34 @@ fn encode_position(position: Position) -> String {
     let parts = match position {
         Position::Pinned { position, id } => vec!["p".into(), position.to_string(), id.to_string()],
         Position::Empty { id } => vec!["e".into(), id.to_string()],
-        Position::Rest { at, id } => vec!["r".into(), at.and_utc().timestamp_micros().to_string(), id.to_string()],
+        Position::Rest { at, id } => vec![
+            "r".into(),
+            at.and_utc().timestamp_micros().to_string(),
+            id.to_string(),
+        ],
     };
     paging::encode(&parts)
 }
 
 fn decode_position(cursor: &str) -> Result<Position, ApiError> {
-    let bad = || ApiError::BadRequest("cursor is not valid; pass next_cursor as it was returned".into());
+    let bad =
+        || ApiError::BadRequest("cursor is not valid; pass next_cursor as it was returned".into());
     let parts = paging::decode(cursor)?;
     let number = |text: &String| text.parse::<i64>().map_err(|_| bad());
     match parts.as_slice() {
-        [kind, position, id] if kind == "p" => Ok(Position::Pinned { position: i32::try_from(number(position)?).map_err(|_| bad())?, id: number(id)? }),
+        [kind, position, id] if kind == "p" => Ok(Position::Pinned {
+            position: i32::try_from(number(position)?).map_err(|_| bad())?,
+            id: number(id)?,
+        }),
         [kind, id] if kind == "e" => Ok(Position::Empty { id: number(id)? }),
         [kind, at, id] if kind == "r" => {
-            let at = chrono::DateTime::from_timestamp_micros(number(at)?).ok_or_else(bad)?.naive_utc();
-            Ok(Position::Rest { at, id: number(id)? })
+            let at = chrono::DateTime::from_timestamp_micros(number(at)?)
+                .ok_or_else(bad)?
+                .naive_utc();
+            Ok(Position::Rest {
+                at,
+                id: number(id)?,
+            })
         }
         _ => Err(bad()),
     }
@@ -79,7 +93,11 @@ fn decode_position(cursor: &str) -> Result<Position, ApiError> {
     responses((status = 200, body = ConversationPage), (status = 400, body = Problem), (status = 401, body = Problem))
 )]
 #[get("/v1/conversations")]
-pub async fn list_conversations(state: web::Data<AppState>, caller: Caller, query: web::Query<ConversationQuery>) -> Result<web::Json<ConversationPage>, ApiError> {
+pub async fn list_conversations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ConversationQuery>,
+) -> Result<web::Json<ConversationPage>, ApiError> {
     use openapi::ConversationSort as S;
     let query = query.into_inner();
     let limit = paging::limit(query.limit)?;
@@ -96,13 +114,27 @@ pub async fn list_conversations(state: web::Data<AppState>, caller: Caller, quer
         if let Some(name) = query.tag.as_deref() {
             match tags::find_by_name(conn, actor.org_id, name)? {
                 Some(tag) => filter.tag = Some(tag.id),
-                None => return Ok(ConversationPage { items: Vec::new(), next_cursor: None }),
+                None => {
+                    return Ok(ConversationPage {
+                        items: Vec::new(),
+                        next_cursor: None,
+                    });
+                }
             }
         }
         let scope = visibility::scope(conn, &actor)?;
         let page = conversation_list::list(conn, &scope, &filter, sort, after, limit)?;
-        let items = present::conversations(conn, actor.org_id, Some(actor.user_id), page.items, Some(page.pins))?;
-        Ok(ConversationPage { items, next_cursor: page.next.map(encode_position) })
+        let items = present::conversations(
+            conn,
+            actor.org_id,
+            Some(actor.user_id),
+            page.items,
+            Some(page.pins),
+        )?;
+        Ok(ConversationPage {
+            items,
+            next_cursor: page.next.map(encode_position),
+        })
     })
     .await?;
     Ok(web::Json(page))
@@ -117,7 +149,11 @@ pub async fn list_conversations(state: web::Data<AppState>, caller: Caller, quer
     responses((status = 200, body = ConversationCounts), (status = 400, body = Problem))
 )]
 #[get("/v1/conversations/counts")]
-pub async fn count_conversations(state: web::Data<AppState>, caller: Caller, query: web::Query<ConversationQuery>) -> Result<web::Json<ConversationCounts>, ApiError> {
+pub async fn count_conversations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ConversationQuery>,
+) -> Result<web::Json<ConversationCounts>, ApiError> {
     let query = query.into_inner();
     let mut filter = filter_from(&caller, &query);
     let actor = caller.actor();
@@ -144,25 +180,37 @@ pub async fn count_conversations(state: web::Data<AppState>, caller: Caller, que
 }
 
 fn idempotency_header(request: &HttpRequest) -> Option<String> {
-    request.headers().get(IDEMPOTENCY_KEY).and_then(|value| value.to_str().ok()).map(str::to_string)
+    request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Runs an idempotent creation: replays the stored result for a repeated key, otherwise
 /// does the work and stores its result in the same transaction. A concurrent twin that
 /// committed first is answered from its stored result.
-async fn idempotent<T, F>(state: &web::Data<AppState>, caller: &Caller, key: Option<Key>, work: F) -> Result<T, ApiError>
+async fn idempotent<T, F>(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    key: Option<Key>,
+    work: F,
+) -> Result<T, ApiError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-    F: Fn(&mut persistence::DbConnection, &mut Outbox) -> Result<T, ApiError> + Send + Clone + 'static,
+    F: Fn(&mut persistence::DbConnection, &mut Outbox) -> Result<T, ApiError>
+        + Send
+        + Clone
+        + 'static,
 {
     let user = caller.user.id;
     let attempt = {
         let (key, work) = (key.clone(), work.clone());
         db::write(&state.store, move |conn| {
-            if let Some(key) = &key {
-                if let Some(previous) = idempotency::replay::<T>(conn, user, key)? {
-                    return Ok((previous, Outbox::new()));
-                }
+            if let Some(key) = &key
+                && let Some(previous) = idempotency::replay::<T>(conn, user, key)?
+            {
+                return Ok((previous, Outbox::new()));
             }
             let mut outbox = Outbox::new();
             let result = work(conn, &mut outbox)?;
@@ -178,10 +226,20 @@ where
             outbox.publish(state);
             Ok(result)
         }
-        (Err(ApiError::Conflict { code: "duplicate", .. }), Some(key)) => db::read(&state.store, move |conn| {
-            idempotency::replay::<T>(conn, user, &key)?.ok_or_else(|| ApiError::Conflict { code: "duplicate", detail: "a concurrent request conflicted; retry".into() })
-        })
-        .await,
+        (
+            Err(ApiError::Conflict {
+                code: "duplicate", ..
+            }),
+            Some(key),
+        ) => {
+            db::read(&state.store, move |conn| {
+                idempotency::replay::<T>(conn, user, &key)?.ok_or_else(|| ApiError::Conflict {
+                    code: "duplicate",
+                    detail: "a concurrent request conflicted; retry".into(),
+                })
+            })
+            .await
+        }
         (Err(error), _) => Err(error),
     }
 }
@@ -199,11 +257,23 @@ where
     )
 )]
 #[post("/v1/conversations")]
-pub async fn create_conversation(state: web::Data<AppState>, caller: Caller, request: HttpRequest, body: web::Json<CreateConversation>) -> Result<HttpResponse, ApiError> {
+pub async fn create_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    body: web::Json<CreateConversation>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let key = Key::new(idempotency_header(&request).as_deref(), "create_conversation", &body)?;
+    let key = Key::new(
+        idempotency_header(&request).as_deref(),
+        "create_conversation",
+        &body,
+    )?;
     let actor = caller.actor();
-    let created = idempotent(&state, &caller, key, move |conn, outbox| messaging::start(conn, &actor, body.clone(), outbox)).await?;
+    let created = idempotent(&state, &caller, key, move |conn, outbox| {
+        messaging::start(conn, &actor, body.clone(), outbox)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -215,7 +285,11 @@ pub async fn create_conversation(state: web::Data<AppState>, caller: Caller, req
     responses((status = 200, body = Conversation), (status = 404, description = "Unknown, another organization's, or not visible to the caller", body = Problem))
 )]
 #[get("/v1/conversations/{id}")]
-pub async fn get_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn get_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let item = db::read(&state.store, move |conn| {
         let found = visibility::visible(conn, &actor, id)?;
@@ -256,11 +330,23 @@ where
     )
 )]
 #[post("/v1/conversations/{id}/assign")]
-pub async fn assign_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, body: web::Json<AssignRequest>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn assign_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Json<AssignRequest>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let body = body.into_inner();
     let item = change(&state, move |conn, outbox| {
-        conversations::assign(conn, &actor, id, body.assignee_id.map(UserId), body.team_id.map(TeamId), outbox)
+        conversations::assign(
+            conn,
+            &actor,
+            id,
+            body.assignee_id.map(UserId),
+            body.team_id.map(TeamId),
+            outbox,
+        )
     })
     .await?;
     Ok(web::Json(item))
@@ -276,10 +362,18 @@ pub async fn assign_conversation(state: web::Data<AppState>, caller: Caller, pat
     responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, description = "`conversation_closed`", body = Problem))
 )]
 #[post("/v1/conversations/{id}/close")]
-pub async fn close_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, body: Option<web::Json<CloseRequest>>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn close_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: Option<web::Json<CloseRequest>>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let spam = body.is_some_and(|body| body.spam);
-    let item = change(&state, move |conn, outbox| conversations::close(conn, &actor, id, spam, outbox)).await?;
+    let item = change(&state, move |conn, outbox| {
+        conversations::close(conn, &actor, id, spam, outbox)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
@@ -293,27 +387,53 @@ pub async fn close_conversation(state: web::Data<AppState>, caller: Caller, path
     responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, description = "`move_disabled`, `conversation_closed`, `validation_failed`", body = Problem))
 )]
 #[post("/v1/conversations/{id}/move")]
-pub async fn move_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, body: web::Json<MoveRequest>) -> Result<web::Json<Conversation>, ApiError> {
-    let (actor, id, target) = (caller.actor(), ConversationId(path.into_inner()), InboxId(body.inbox_id));
-    let item = change(&state, move |conn, outbox| conversations::move_to(conn, &actor, id, target, outbox)).await?;
+pub async fn move_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Json<MoveRequest>,
+) -> Result<web::Json<Conversation>, ApiError> {
+    let (actor, id, target) = (
+        caller.actor(),
+        ConversationId(path.into_inner()),
+        InboxId(body.inbox_id),
+    );
+    let item = change(&state, move |conn, outbox| {
+        conversations::move_to(conn, &actor, id, target, outbox)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
 /// Marks the conversation read for the caller (nobody else's view changes).
 #[utoipa::path(tag = "conversations", operation_id = "read_conversation", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 204, description = "Read"), (status = 404, body = Problem)))]
 #[post("/v1/conversations/{id}/read")]
-pub async fn read_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn read_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
-    db::write(&state.store, move |conn| conversations::set_read(conn, &actor, id, true)).await?;
+    db::write(&state.store, move |conn| {
+        conversations::set_read(conn, &actor, id, true)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Marks the conversation unread for the caller.
 #[utoipa::path(tag = "conversations", operation_id = "unread_conversation", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 204, description = "Unread"), (status = 404, body = Problem)))]
 #[post("/v1/conversations/{id}/unread")]
-pub async fn unread_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn unread_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
-    db::write(&state.store, move |conn| conversations::set_read(conn, &actor, id, false)).await?;
+    db::write(&state.store, move |conn| {
+        conversations::set_read(conn, &actor, id, false)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -327,18 +447,33 @@ pub async fn unread_conversation(state: web::Data<AppState>, caller: Caller, pat
     responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, body = Problem))
 )]
 #[put("/v1/conversations/{id}/pin")]
-pub async fn pin_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, body: Option<web::Json<PinRequest>>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn pin_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: Option<web::Json<PinRequest>>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let position = body.and_then(|body| body.position);
-    let item = db::write(&state.store, move |conn| conversations::pin(conn, &actor, id, position)).await?;
+    let item = db::write(&state.store, move |conn| {
+        conversations::pin(conn, &actor, id, position)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
 #[utoipa::path(tag = "conversations", operation_id = "unpin_conversation", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Conversation), (status = 404, body = Problem)))]
 #[delete("/v1/conversations/{id}/pin")]
-pub async fn unpin_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn unpin_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
-    let item = db::write(&state.store, move |conn| conversations::unpin(conn, &actor, id)).await?;
+    let item = db::write(&state.store, move |conn| {
+        conversations::unpin(conn, &actor, id)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
@@ -351,10 +486,17 @@ pub async fn unpin_conversation(state: web::Data<AppState>, caller: Caller, path
     responses((status = 200, body = Conversation), (status = 404, description = "Unknown conversation or tag", body = Problem), (status = 422, body = Problem))
 )]
 #[put("/v1/conversations/{id}/tags/{tag_name}")]
-pub async fn tag_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<(i64, String)>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn tag_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, String)>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (id, name) = path.into_inner();
     let (actor, id) = (caller.actor(), ConversationId(id));
-    let item = change(&state, move |conn, outbox| conversations::set_tag(conn, &actor, id, &name, true, outbox)).await?;
+    let item = change(&state, move |conn, outbox| {
+        conversations::set_tag(conn, &actor, id, &name, true, outbox)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
@@ -366,10 +508,17 @@ pub async fn tag_conversation(state: web::Data<AppState>, caller: Caller, path: 
     responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, body = Problem))
 )]
 #[delete("/v1/conversations/{id}/tags/{tag_name}")]
-pub async fn untag_conversation(state: web::Data<AppState>, caller: Caller, path: web::Path<(i64, String)>) -> Result<web::Json<Conversation>, ApiError> {
+pub async fn untag_conversation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, String)>,
+) -> Result<web::Json<Conversation>, ApiError> {
     let (id, name) = path.into_inner();
     let (actor, id) = (caller.actor(), ConversationId(id));
-    let item = change(&state, move |conn, outbox| conversations::set_tag(conn, &actor, id, &name, false, outbox)).await?;
+    let item = change(&state, move |conn, outbox| {
+        conversations::set_tag(conn, &actor, id, &name, false, outbox)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
@@ -383,9 +532,21 @@ pub async fn untag_conversation(state: web::Data<AppState>, caller: Caller, path
     responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, body = Problem))
 )]
 #[put("/v1/conversations/{id}/contact")]
-pub async fn link_conversation_contact(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, body: web::Json<LinkContactRequest>) -> Result<web::Json<Conversation>, ApiError> {
-    let (actor, id, contact) = (caller.actor(), ConversationId(path.into_inner()), ContactId(body.contact_id));
-    let item = change(&state, move |conn, outbox| conversations::link_contact(conn, &actor, id, contact, outbox)).await?;
+pub async fn link_conversation_contact(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: web::Json<LinkContactRequest>,
+) -> Result<web::Json<Conversation>, ApiError> {
+    let (actor, id, contact) = (
+        caller.actor(),
+        ConversationId(path.into_inner()),
+        ContactId(body.contact_id),
+    );
+    let item = change(&state, move |conn, outbox| {
+        conversations::link_contact(conn, &actor, id, contact, outbox)
+    })
+    .await?;
     Ok(web::Json(item))
 }
 
@@ -398,34 +559,56 @@ pub async fn link_conversation_contact(state: web::Data<AppState>, caller: Calle
     responses((status = 200, body = BulkResult), (status = 403, description = "Agents may not act in bulk", body = Problem), (status = 422, body = Problem))
 )]
 #[post("/v1/conversations/bulk")]
-pub async fn bulk_conversations(state: web::Data<AppState>, caller: Caller, body: web::Json<BulkRequest>) -> Result<web::Json<BulkResult>, ApiError> {
+pub async fn bulk_conversations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<BulkRequest>,
+) -> Result<web::Json<BulkResult>, ApiError> {
     let actor = caller.actor();
     domain::conversation::may_act_in_bulk(&actor)?;
     let body = body.into_inner();
     if body.ids.is_empty() || body.ids.len() > MAX_BULK {
-        return Err(ApiError::invalid("ids", "give between 1 and 100 conversation ids"));
+        return Err(ApiError::invalid(
+            "ids",
+            "give between 1 and 100 conversation ids",
+        ));
     }
-    if body.action == BulkAction::Tag && body.tag.as_deref().is_none_or(|tag| tag.trim().is_empty()) {
+    if body.action == BulkAction::Tag && body.tag.as_deref().is_none_or(|tag| tag.trim().is_empty())
+    {
         return Err(ApiError::invalid("tag", "the tag action needs a tag"));
     }
-    let mut result = BulkResult { done: Vec::new(), failed: Vec::new() };
+    let mut result = BulkResult {
+        done: Vec::new(),
+        failed: Vec::new(),
+    };
     let mut seen = std::collections::HashSet::new();
     for raw in body.ids {
         if !seen.insert(raw) {
             continue;
         }
         let id = ConversationId(raw);
-        let (action, assignee, tag) = (body.action, body.assignee_id.map(UserId), body.tag.clone().unwrap_or_default());
+        let (action, assignee, tag) = (
+            body.action,
+            body.assignee_id.map(UserId),
+            body.tag.clone().unwrap_or_default(),
+        );
         // Each conversation in its own transaction: one refusal does not undo the others.
         let outcome = change(&state, move |conn, outbox| match action {
             BulkAction::Close => conversations::close(conn, &actor, id, false, outbox).map(drop),
-            BulkAction::Assign => conversations::assign(conn, &actor, id, assignee, None, outbox).map(drop),
-            BulkAction::Tag => conversations::set_tag(conn, &actor, id, &tag, true, outbox).map(drop),
+            BulkAction::Assign => {
+                conversations::assign(conn, &actor, id, assignee, None, outbox).map(drop)
+            }
+            BulkAction::Tag => {
+                conversations::set_tag(conn, &actor, id, &tag, true, outbox).map(drop)
+            }
         })
         .await;
         match outcome {
             Ok(()) => result.done.push(raw),
-            Err(error) => result.failed.push(BulkFailure { id: raw, code: error.problem().code }),
+            Err(error) => result.failed.push(BulkFailure {
+                id: raw,
+                code: error.problem().code,
+            }),
         }
     }
     Ok(web::Json(result))
@@ -440,7 +623,12 @@ pub async fn bulk_conversations(state: web::Data<AppState>, caller: Caller, body
     responses((status = 200, body = MessagePage), (status = 404, body = Problem))
 )]
 #[get("/v1/conversations/{id}/messages")]
-pub async fn list_messages(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, query: web::Query<MessageQuery>) -> Result<web::Json<MessagePage>, ApiError> {
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    query: web::Query<MessageQuery>,
+) -> Result<web::Json<MessagePage>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let limit = paging::limit(query.limit)?;
     let before = paging::after_id(query.before.as_deref())?;
@@ -449,8 +637,14 @@ pub async fn list_messages(state: web::Data<AppState>, caller: Caller, path: web
         Ok(messages::page(conn, id, before, limit)?)
     })
     .await?;
-    let next_cursor = paging::next_id_cursor(page.has_more, page.items.last().map(|message| message.id.get()));
-    Ok(web::Json(MessagePage { items: page.items.into_iter().map(present::message).collect(), next_cursor }))
+    let next_cursor = paging::next_id_cursor(
+        page.has_more,
+        page.items.last().map(|message| message.id.get()),
+    );
+    Ok(web::Json(MessagePage {
+        items: page.items.into_iter().map(present::message).collect(),
+        next_cursor,
+    }))
 }
 
 /// Sends a reply (delivered to the customer) or an internal note. Honours
@@ -469,10 +663,20 @@ pub async fn list_messages(state: web::Data<AppState>, caller: Caller, path: web
     )
 )]
 #[post("/v1/conversations/{id}/messages")]
-pub async fn send_message(state: web::Data<AppState>, caller: Caller, request: HttpRequest, path: web::Path<i64>, body: web::Json<SendMessage>) -> Result<HttpResponse, ApiError> {
+pub async fn send_message(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<i64>,
+    body: web::Json<SendMessage>,
+) -> Result<HttpResponse, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let body = body.into_inner();
-    let key = Key::new(idempotency_header(&request).as_deref(), &format!("send_message {}", id.get()), &body)?;
+    let key = Key::new(
+        idempotency_header(&request).as_deref(),
+        &format!("send_message {}", id.get()),
+        &body,
+    )?;
     let sent: Message = idempotent(&state, &caller, key, move |conn, outbox| {
         let outgoing = Outgoing {
             body: body.body.clone(),
@@ -496,7 +700,12 @@ pub async fn send_message(state: web::Data<AppState>, caller: Caller, request: H
     responses((status = 200, body = ActivityPage), (status = 404, body = Problem))
 )]
 #[get("/v1/conversations/{id}/activity")]
-pub async fn list_conversation_activity(state: web::Data<AppState>, caller: Caller, path: web::Path<i64>, query: web::Query<openapi::PageQuery>) -> Result<web::Json<ActivityPage>, ApiError> {
+pub async fn list_conversation_activity(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    query: web::Query<openapi::PageQuery>,
+) -> Result<web::Json<ActivityPage>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let limit = paging::limit(query.limit)?;
     let after = paging::after_id(query.cursor.as_deref())?;
@@ -505,7 +714,8 @@ pub async fn list_conversation_activity(state: web::Data<AppState>, caller: Call
         Ok(activity::page(conn, id, after, limit)?)
     })
     .await?;
-    let next_cursor = paging::next_id_cursor(page.has_more, page.items.last().map(|entry| entry.id));
+    let next_cursor =
+        paging::next_id_cursor(page.has_more, page.items.last().map(|entry| entry.id));
     let items = page
         .items
         .into_iter()

@@ -226,6 +226,7 @@ pub async fn remove_team_member(
     let (org, team_id, user_id) = (caller.org(), TeamId(team_id), UserId(user_id));
     let team = db::write(&state.store, move |conn| {
         find_team(conn, org, team_id)?;
+        users::get(conn, org, user_id)?.ok_or_else(ApiError::not_found)?;
         teams::remove_member(conn, team_id, user_id)?;
         find_team(conn, org, team_id)
     })

@@ -5,7 +5,9 @@ use domain::conversation::{self as rules, Conversation, Direction, MessageKind, 
 use domain::{Actor, ContactId, ConversationId, DomainError, InboxId, TeamId, User, UserId};
 use openapi as wire;
 use persistence::DbConnection;
-use persistence::repo::{activity, contacts, conversation_state, conversations, inboxes, messages, tags, teams, users};
+use persistence::repo::{
+    activity, contacts, conversation_state, conversations, inboxes, messages, tags, teams, users,
+};
 use serde_json::json;
 
 use super::events::Outbox;
@@ -18,8 +20,23 @@ fn name_of(user: Option<&User>) -> String {
 }
 
 /// Records what happened twice: in the audit trail, and as an activity line in the thread.
-fn record(conn: &mut DbConnection, actor: &Actor, item: &Conversation, action: &str, data: serde_json::Value, line: &str, outbox: &mut Outbox) -> Result<(), ApiError> {
-    activity::record(conn, actor.org_id, item.id, action, Some(actor.user_id), &data.to_string())?;
+fn record(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    item: &Conversation,
+    action: &str,
+    data: serde_json::Value,
+    line: &str,
+    outbox: &mut Outbox,
+) -> Result<(), ApiError> {
+    activity::record(
+        conn,
+        actor.org_id,
+        item.id,
+        action,
+        Some(actor.user_id),
+        &data.to_string(),
+    )?;
     let message = messages::insert(
         conn,
         messages::NewMessage {
@@ -35,11 +52,21 @@ fn record(conn: &mut DbConnection, actor: &Actor, item: &Conversation, action: &
             canned_response_id: None,
         },
     )?;
-    outbox.message(conn, actor.org_id, item.inbox_id, "message.created", &present::message(message))
+    outbox.message(
+        conn,
+        actor.org_id,
+        item.inbox_id,
+        "message.created",
+        &present::message(message),
+    )
 }
 
 /// The caller's view of the conversation after a change, and the neutral one for events.
-fn views(conn: &mut DbConnection, actor: &Actor, item: Conversation) -> Result<(wire::Conversation, wire::Conversation), ApiError> {
+fn views(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    item: Conversation,
+) -> Result<(wire::Conversation, wire::Conversation), ApiError> {
     let neutral = present::one(conn, actor.org_id, None, item.clone())?;
     let mine = present::one(conn, actor.org_id, Some(actor.user_id), item)?;
     Ok((mine, neutral))
@@ -53,12 +80,21 @@ pub fn assign(
     team: Option<TeamId>,
     outbox: &mut Outbox,
 ) -> Result<wire::Conversation, ApiError> {
-    let Visible { conversation, inbox, .. } = visible(conn, actor, id)?;
+    let Visible {
+        conversation,
+        inbox,
+        ..
+    } = visible(conn, actor, id)?;
     if let Some(team) = team {
-        teams::get(conn, actor.org_id, team)?.ok_or_else(|| DomainError::invalid("team_id", "no such team"))?;
+        teams::get(conn, actor.org_id, team)?
+            .ok_or_else(|| DomainError::invalid("team_id", "no such team"))?;
     }
     let target_user = match assignee {
-        Some(user) => Some(users::get(conn, actor.org_id, user)?.filter(|user| user.active).ok_or(DomainError::AssigneeNotMember)?),
+        Some(user) => Some(
+            users::get(conn, actor.org_id, user)?
+                .filter(|user| user.active)
+                .ok_or(DomainError::AssigneeNotMember)?,
+        ),
         None => None,
     };
     let target = match &target_user {
@@ -77,8 +113,14 @@ pub fn assign(
     let updated = conversations::set_assignment(conn, id, assignee, team)?;
     let by = users::get(conn, actor.org_id, actor.user_id)?;
     let line = match &target_user {
-        Some(user) if user.id == actor.user_id => format!("{} took this conversation", name_of(by.as_ref())),
-        Some(user) => format!("{} assigned this conversation to {}", name_of(by.as_ref()), user.name),
+        Some(user) if user.id == actor.user_id => {
+            format!("{} took this conversation", name_of(by.as_ref()))
+        }
+        Some(user) => format!(
+            "{} assigned this conversation to {}",
+            name_of(by.as_ref()),
+            user.name
+        ),
         None => format!("{} unassigned this conversation", name_of(by.as_ref())),
     };
     let data = json!({"assignee_id": assignee.map(UserId::get), "previous_assignee_id": previous.map(UserId::get), "team_id": team.map(TeamId::get)});
@@ -97,7 +139,14 @@ pub fn assign(
         previous_assignee_id: previous.map(UserId::get),
         by_user_id: actor.user_id.get(),
     };
-    outbox.append(conn, actor.org_id, "conversation.assigned", Some(neutral_inbox(&neutral)), Some(id), &data)?;
+    outbox.append(
+        conn,
+        actor.org_id,
+        "conversation.assigned",
+        Some(neutral_inbox(&neutral)),
+        Some(id),
+        &data,
+    )?;
     Ok(mine)
 }
 
@@ -105,7 +154,13 @@ fn neutral_inbox(item: &wire::Conversation) -> InboxId {
     InboxId(item.inbox_id)
 }
 
-pub fn close(conn: &mut DbConnection, actor: &Actor, id: ConversationId, spam: bool, outbox: &mut Outbox) -> Result<wire::Conversation, ApiError> {
+pub fn close(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    spam: bool,
+    outbox: &mut Outbox,
+) -> Result<wire::Conversation, ApiError> {
     let Visible { conversation, .. } = visible(conn, actor, id)?;
     rules::ensure_open(&conversation)?;
     let updated = conversations::close(conn, id, Some(actor.user_id), spam)?;
@@ -115,24 +170,55 @@ pub fn close(conn: &mut DbConnection, actor: &Actor, id: ConversationId, spam: b
     } else {
         format!("{} closed this conversation", name_of(by.as_ref()))
     };
-    record(conn, actor, &updated, "closed", json!({"spam": spam}), &line, outbox)?;
+    record(
+        conn,
+        actor,
+        &updated,
+        "closed",
+        json!({"spam": spam}),
+        &line,
+        outbox,
+    )?;
     let (mine, neutral) = views(conn, actor, updated)?;
     outbox.conversation(conn, "conversation.closed", &neutral)?;
     Ok(mine)
 }
 
-pub fn move_to(conn: &mut DbConnection, actor: &Actor, id: ConversationId, target: InboxId, outbox: &mut Outbox) -> Result<wire::Conversation, ApiError> {
-    let Visible { conversation, inbox: source, is_member, .. } = visible(conn, actor, id)?;
+pub fn move_to(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    target: InboxId,
+    outbox: &mut Outbox,
+) -> Result<wire::Conversation, ApiError> {
+    let Visible {
+        conversation,
+        inbox: source,
+        is_member,
+        ..
+    } = visible(conn, actor, id)?;
     let destination = inboxes::get(conn, actor.org_id, target)?.ok_or_else(ApiError::not_found)?;
     let member_of_target = inboxes::is_member(conn, target, actor.user_id)?;
     let assignee_member = match conversation.assignee_id {
         Some(assignee) => inboxes::is_member(conn, target, assignee)?,
         None => true,
     };
-    let outcome = rules::may_move(&conversation, &source, &destination, is_member, member_of_target, assignee_member)?;
+    let outcome = rules::may_move(
+        &conversation,
+        &source,
+        &destination,
+        is_member,
+        member_of_target,
+        assignee_member,
+    )?;
     let updated = conversations::move_to(conn, id, target, outcome.clear_assignee)?;
     let by = users::get(conn, actor.org_id, actor.user_id)?;
-    let line = format!("{} moved this conversation from {} to {}", name_of(by.as_ref()), source.name, destination.name);
+    let line = format!(
+        "{} moved this conversation from {} to {}",
+        name_of(by.as_ref()),
+        source.name,
+        destination.name
+    );
     let data = json!({"from_inbox_id": source.id.get(), "to_inbox_id": target.get(), "assignee_cleared": outcome.clear_assignee});
     record(conn, actor, &updated, "moved", data, &line, outbox)?;
     let (mine, neutral) = views(conn, actor, updated)?;
@@ -141,12 +227,29 @@ pub fn move_to(conn: &mut DbConnection, actor: &Actor, id: ConversationId, targe
         conversation: &'a wire::Conversation,
         from_inbox_id: i64,
     }
-    let data = Moved { conversation: &neutral, from_inbox_id: source.id.get() };
-    outbox.append(conn, actor.org_id, "conversation.moved", Some(target), Some(id), &data)?;
+    let data = Moved {
+        conversation: &neutral,
+        from_inbox_id: source.id.get(),
+    };
+    outbox.append(
+        conn,
+        actor.org_id,
+        "conversation.moved",
+        Some(target),
+        Some(id),
+        &data,
+    )?;
     Ok(mine)
 }
 
-pub fn set_tag(conn: &mut DbConnection, actor: &Actor, id: ConversationId, name: &str, present_tag: bool, outbox: &mut Outbox) -> Result<wire::Conversation, ApiError> {
+pub fn set_tag(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    name: &str,
+    present_tag: bool,
+    outbox: &mut Outbox,
+) -> Result<wire::Conversation, ApiError> {
     let Visible { conversation, .. } = visible(conn, actor, id)?;
     rules::ensure_open(&conversation)?;
     let tag = tags::find_by_name(conn, actor.org_id, name)?.ok_or_else(ApiError::not_found)?;
@@ -157,7 +260,14 @@ pub fn set_tag(conn: &mut DbConnection, actor: &Actor, id: ConversationId, name:
     };
     if changed {
         let action = if present_tag { "tagged" } else { "untagged" };
-        activity::record(conn, actor.org_id, id, action, Some(actor.user_id), &json!({"tag": tag.name}).to_string())?;
+        activity::record(
+            conn,
+            actor.org_id,
+            id,
+            action,
+            Some(actor.user_id),
+            &json!({"tag": tag.name}).to_string(),
+        )?;
     }
     let (mine, neutral) = views(conn, actor, conversation)?;
     if changed {
@@ -166,17 +276,36 @@ pub fn set_tag(conn: &mut DbConnection, actor: &Actor, id: ConversationId, name:
     Ok(mine)
 }
 
-pub fn link_contact(conn: &mut DbConnection, actor: &Actor, id: ConversationId, contact: ContactId, outbox: &mut Outbox) -> Result<wire::Conversation, ApiError> {
+pub fn link_contact(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    contact: ContactId,
+    outbox: &mut Outbox,
+) -> Result<wire::Conversation, ApiError> {
     visible(conn, actor, id)?;
-    contacts::get(conn, actor.org_id, contact)?.ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?;
+    contacts::get(conn, actor.org_id, contact)?
+        .ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?;
     let updated = conversations::set_contact(conn, id, contact)?;
-    activity::record(conn, actor.org_id, id, "contact_linked", Some(actor.user_id), &json!({"contact_id": contact.get()}).to_string())?;
+    activity::record(
+        conn,
+        actor.org_id,
+        id,
+        "contact_linked",
+        Some(actor.user_id),
+        &json!({"contact_id": contact.get()}).to_string(),
+    )?;
     let (mine, neutral) = views(conn, actor, updated)?;
     outbox.conversation(conn, "conversation.updated", &neutral)?;
     Ok(mine)
 }
 
-pub fn set_read(conn: &mut DbConnection, actor: &Actor, id: ConversationId, read: bool) -> Result<(), ApiError> {
+pub fn set_read(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    read: bool,
+) -> Result<(), ApiError> {
     let Visible { conversation, .. } = visible(conn, actor, id)?;
     if read {
         conversation_state::mark_read(conn, actor.user_id, &conversation)?;
@@ -186,17 +315,32 @@ pub fn set_read(conn: &mut DbConnection, actor: &Actor, id: ConversationId, read
     Ok(())
 }
 
-pub fn pin(conn: &mut DbConnection, actor: &Actor, id: ConversationId, position: Option<i32>) -> Result<wire::Conversation, ApiError> {
+pub fn pin(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    position: Option<i32>,
+) -> Result<wire::Conversation, ApiError> {
     let Visible { conversation, .. } = visible(conn, actor, id)?;
     let already = conversation_state::pins_among(conn, actor.user_id, &[id])?.contains_key(&id);
-    if !already && conversation_state::pin_count(conn, actor.user_id)? >= conversation_state::MAX_PINS {
-        return Err(DomainError::invalid("position", "you have pinned the most conversations you can; unpin one first").into());
+    if !already
+        && conversation_state::pin_count(conn, actor.user_id)? >= conversation_state::MAX_PINS
+    {
+        return Err(DomainError::invalid(
+            "position",
+            "you have pinned the most conversations you can; unpin one first",
+        )
+        .into());
     }
     conversation_state::pin(conn, actor.user_id, id, position)?;
     present::one(conn, actor.org_id, Some(actor.user_id), conversation)
 }
 
-pub fn unpin(conn: &mut DbConnection, actor: &Actor, id: ConversationId) -> Result<wire::Conversation, ApiError> {
+pub fn unpin(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+) -> Result<wire::Conversation, ApiError> {
     let Visible { conversation, .. } = visible(conn, actor, id)?;
     conversation_state::unpin(conn, actor.user_id, id)?;
     present::one(conn, actor.org_id, Some(actor.user_id), conversation)

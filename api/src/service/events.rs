@@ -33,31 +33,74 @@ impl Outbox {
         conversation: Option<ConversationId>,
         data: &impl Serialize,
     ) -> Result<(), ApiError> {
-        let payload = serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
-        let stored = events::append(conn, NewEvent { org_id: org, event_type, inbox_id: inbox, conversation_id: conversation, payload })?;
+        let payload =
+            serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
+        let stored = events::append(
+            conn,
+            NewEvent {
+                org_id: org,
+                event_type,
+                inbox_id: inbox,
+                conversation_id: conversation,
+                payload,
+            },
+        )?;
         self.events.push(stored);
         Ok(())
     }
 
     /// `conversation.*` with `{conversation}` (caller-neutral: no unread or pin state).
-    pub fn conversation(&mut self, conn: &mut DbConnection, event_type: &str, item: &wire::Conversation) -> Result<(), ApiError> {
+    pub fn conversation(
+        &mut self,
+        conn: &mut DbConnection,
+        event_type: &str,
+        item: &wire::Conversation,
+    ) -> Result<(), ApiError> {
         #[derive(Serialize)]
         struct Data<'a> {
             conversation: &'a wire::Conversation,
         }
-        let (org, inbox, id) = (OrgId(item.org_id), InboxId(item.inbox_id), ConversationId(item.id));
-        self.append(conn, org, event_type, Some(inbox), Some(id), &Data { conversation: item })
+        let (org, inbox, id) = (
+            OrgId(item.org_id),
+            InboxId(item.inbox_id),
+            ConversationId(item.id),
+        );
+        self.append(
+            conn,
+            org,
+            event_type,
+            Some(inbox),
+            Some(id),
+            &Data { conversation: item },
+        )
     }
 
     /// `message.*` with `{conversation_id, message}`.
-    pub fn message(&mut self, conn: &mut DbConnection, org: OrgId, inbox: InboxId, event_type: &str, message: &wire::Message) -> Result<(), ApiError> {
+    pub fn message(
+        &mut self,
+        conn: &mut DbConnection,
+        org: OrgId,
+        inbox: InboxId,
+        event_type: &str,
+        message: &wire::Message,
+    ) -> Result<(), ApiError> {
         #[derive(Serialize)]
         struct Data<'a> {
             conversation_id: i64,
             message: &'a wire::Message,
         }
         let id = ConversationId(message.conversation_id);
-        self.append(conn, org, event_type, Some(inbox), Some(id), &Data { conversation_id: message.conversation_id, message })
+        self.append(
+            conn,
+            org,
+            event_type,
+            Some(inbox),
+            Some(id),
+            &Data {
+                conversation_id: message.conversation_id,
+                message,
+            },
+        )
     }
 
     /// Publishes on the bus. Only after commit: clients never hear of a rolled-back change.

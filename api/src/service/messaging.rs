@@ -1,13 +1,20 @@
 //! Messages in and out: an agent's reply or note, a new outbound conversation, a
 //! customer's inbound message, and the provider's delivery reports.
 
-use domain::conversation::{self as rules, AuthorType, Conversation, DeliveryStatus, Direction, MessageKind};
-use domain::{Actor, CannedResponseId, Channel, ChannelId, ContactId, ConversationId, DomainError, MessageId, OrgId, phone, validate};
+use domain::conversation::{
+    self as rules, AuthorType, Conversation, DeliveryStatus, Direction, MessageKind,
+};
+use domain::{
+    Actor, CannedResponseId, Channel, ChannelId, ContactId, ConversationId, DomainError, MessageId,
+    OrgId, phone, validate,
+};
 use openapi as wire;
 use persistence::DbConnection;
 use persistence::repo::contacts::{self, Contact};
 use persistence::repo::conversations::{self, NewConversation};
-use persistence::repo::{canned, channels, conversation_state, deliveries, inboxes, messages, receipts};
+use persistence::repo::{
+    canned, channels, conversation_state, deliveries, inboxes, messages, receipts,
+};
 
 use super::events::Outbox;
 use super::present;
@@ -28,30 +35,46 @@ pub struct Outgoing {
 fn refuse_attachments(ids: &[i64]) -> Result<(), ApiError> {
     // Uploads are not stored yet, so no attachment id can be valid.
     match ids.first() {
-        Some(id) => Err(DomainError::invalid("attachment_ids", &format!("no attachment {id}")).into()),
+        Some(id) => {
+            Err(DomainError::invalid("attachment_ids", &format!("no attachment {id}")).into())
+        }
         None => Ok(()),
     }
+}
+
+/// Where a message is written: the open conversation, its channel and its customer.
+struct Thread<'a> {
+    conversation: &'a Conversation,
+    channel: &'a Channel,
+    contact: &'a Contact,
 }
 
 /// Writes an outbound message or note into an open conversation and queues its delivery.
 fn write_outgoing(
     conn: &mut DbConnection,
     actor: &Actor,
-    conversation: &Conversation,
-    channel: &Channel,
-    contact: &Contact,
+    thread: Thread<'_>,
     kind: MessageKind,
     body: &str,
     canned_response_id: Option<i64>,
     outbox: &mut Outbox,
 ) -> Result<wire::Message, ApiError> {
+    let Thread {
+        conversation,
+        channel,
+        contact,
+    } = thread;
     rules::may_send(channel.channel_type, kind, contact.opted_out_sms)?;
     let (direction, text, status) = match kind {
         MessageKind::Note => (Direction::Internal, body.to_string(), None),
         _ => {
             let text = rules::outbound_body(body, channel.appended_message.as_deref());
             // Without an outbound_url the channel is a sandbox: nothing leaves, it is sent.
-            let status = if channel.outbound_url.is_some() { DeliveryStatus::Queued } else { DeliveryStatus::Sent };
+            let status = if channel.outbound_url.is_some() {
+                DeliveryStatus::Queued
+            } else {
+                DeliveryStatus::Sent
+            };
             (Direction::Outbound, text, Some(status))
         }
     };
@@ -76,12 +99,24 @@ fn write_outgoing(
     let updated = if kind == MessageKind::Note {
         conversation.clone()
     } else {
-        conversations::note_message(conn, conversation.id, message.id, message.created_at, &rules::preview(&text))?
+        conversations::note_message(
+            conn,
+            conversation.id,
+            message.id,
+            message.created_at,
+            &rules::preview(&text),
+        )?
     };
     conversation_state::add_participant(conn, conversation.id, actor.user_id)?;
     conversation_state::mark_read(conn, actor.user_id, &updated)?;
     let wire_message = present::message(message);
-    outbox.message(conn, actor.org_id, updated.inbox_id, "message.created", &wire_message)?;
+    outbox.message(
+        conn,
+        actor.org_id,
+        updated.inbox_id,
+        "message.created",
+        &wire_message,
+    )?;
     if kind != MessageKind::Note {
         let neutral = present::one(conn, actor.org_id, None, updated)?;
         outbox.conversation(conn, "conversation.updated", &neutral)?;
@@ -89,12 +124,22 @@ fn write_outgoing(
     Ok(wire_message)
 }
 
-fn body_from(conn: &mut DbConnection, actor: &Actor, conversation: &Conversation, outgoing: &Outgoing) -> Result<String, ApiError> {
+fn body_from(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    conversation: &Conversation,
+    outgoing: &Outgoing,
+) -> Result<String, ApiError> {
     let mut body = outgoing.body.clone();
     if let Some(id) = outgoing.canned_response_id {
         let found = canned::get(conn, actor.org_id, CannedResponseId(id))?
             .filter(|found| found.inbox_id == conversation.inbox_id)
-            .ok_or_else(|| DomainError::invalid("canned_response_id", "no such canned response in this inbox"))?;
+            .ok_or_else(|| {
+                DomainError::invalid(
+                    "canned_response_id",
+                    "no such canned response in this inbox",
+                )
+            })?;
         if body.trim().is_empty() {
             body = found.body;
         }
@@ -103,36 +148,63 @@ fn body_from(conn: &mut DbConnection, actor: &Actor, conversation: &Conversation
 }
 
 /// An agent's reply or internal note.
-pub fn send(conn: &mut DbConnection, actor: &Actor, id: ConversationId, outgoing: Outgoing, outbox: &mut Outbox) -> Result<wire::Message, ApiError> {
+pub fn send(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+    outgoing: Outgoing,
+    outbox: &mut Outbox,
+) -> Result<wire::Message, ApiError> {
     let Visible { conversation, .. } = visible(conn, actor, id)?;
     rules::ensure_open(&conversation)?;
     if conversation.archived {
         return Err(DomainError::ConversationClosed.into());
     }
-    if let Some(expected) = outgoing.if_last_message_id {
-        if conversation.last_message_id.map(MessageId::get) != Some(expected) {
-            return Err(ApiError::Conflict {
-                code: "conversation_changed",
-                detail: "a newer message arrived in this conversation; read it before answering".into(),
-            });
-        }
+    if let Some(expected) = outgoing.if_last_message_id
+        && conversation.last_message_id.map(MessageId::get) != Some(expected)
+    {
+        return Err(ApiError::Conflict {
+            code: "conversation_changed",
+            detail: "a newer message arrived in this conversation; read it before answering".into(),
+        });
     }
     refuse_attachments(&outgoing.attachment_ids)?;
     let body = body_from(conn, actor, &conversation, &outgoing)?;
-    let channel = channels::get(conn, actor.org_id, conversation.channel_id)?.ok_or_else(ApiError::not_found)?;
-    let contact = contacts::get(conn, actor.org_id, conversation.contact_id)?.ok_or_else(ApiError::not_found)?;
+    let channel = channels::get(conn, actor.org_id, conversation.channel_id)?
+        .ok_or_else(ApiError::not_found)?;
+    let contact = contacts::get(conn, actor.org_id, conversation.contact_id)?
+        .ok_or_else(ApiError::not_found)?;
     let kind = match outgoing.kind {
         wire::SendKind::Message => MessageKind::Message,
         wire::SendKind::Note => MessageKind::Note,
     };
-    write_outgoing(conn, actor, &conversation, &channel, &contact, kind, &body, outgoing.canned_response_id, outbox)
+    let thread = Thread {
+        conversation: &conversation,
+        channel: &channel,
+        contact: &contact,
+    };
+    write_outgoing(
+        conn,
+        actor,
+        thread,
+        kind,
+        &body,
+        outgoing.canned_response_id,
+        outbox,
+    )
 }
 
 /// A new outbound conversation: the business writes first.
-pub fn start(conn: &mut DbConnection, actor: &Actor, request: wire::CreateConversation, outbox: &mut Outbox) -> Result<wire::Conversation, ApiError> {
+pub fn start(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    request: wire::CreateConversation,
+    outbox: &mut Outbox,
+) -> Result<wire::Conversation, ApiError> {
     let channel = channels::get(conn, actor.org_id, ChannelId(request.channel_id))?
         .ok_or_else(|| DomainError::invalid("channel_id", "no such channel"))?;
-    let inbox = inboxes::get(conn, actor.org_id, channel.inbox_id)?.ok_or_else(ApiError::not_found)?;
+    let inbox =
+        inboxes::get(conn, actor.org_id, channel.inbox_id)?.ok_or_else(ApiError::not_found)?;
     let is_member = inboxes::is_member(conn, inbox.id, actor.user_id)?;
     if rules::inbox_scope(actor, &inbox, is_member) == rules::InboxScope::Nothing {
         return Err(DomainError::invalid("channel_id", "no such channel").into());
@@ -141,45 +213,91 @@ pub fn start(conn: &mut DbConnection, actor: &Actor, request: wire::CreateConver
     refuse_attachments(&request.attachment_ids)?;
     let body = validate::text("body", &request.body, MAX_BODY_CHARS)?;
     let contact = match (request.contact_id, request.to.as_deref()) {
-        (Some(id), None) => contacts::get(conn, actor.org_id, ContactId(id))?.ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?,
+        (Some(id), None) => contacts::get(conn, actor.org_id, ContactId(id))?
+            .ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?,
         (None, Some(to)) => {
-            let number = phone::normalize(to).ok_or_else(|| DomainError::invalid("to", "must be a phone number"))?;
+            let number = phone::normalize(to)
+                .ok_or_else(|| DomainError::invalid("to", "must be a phone number"))?;
             contacts::find_or_create_by_number(conn, actor.org_id, &number)?.0
         }
         _ => return Err(DomainError::invalid("to", "give either contact_id or to").into()),
     };
-    if !contact.phone_numbers.iter().any(|number| number.starts_with('+')) && channel.channel_type.uses_phone_number() {
+    if !contact
+        .phone_numbers
+        .iter()
+        .any(|number| number.starts_with('+'))
+        && channel.channel_type.uses_phone_number()
+    {
         return Err(DomainError::invalid("contact_id", "this contact has no phone number").into());
     }
-    rules::may_send(channel.channel_type, MessageKind::Message, contact.opted_out_sms)?;
+    rules::may_send(
+        channel.channel_type,
+        MessageKind::Message,
+        contact.opted_out_sms,
+    )?;
     let conversation = match conversations::find_open(conn, channel.id, contact.id)? {
         Some(open) => open,
         None => {
             let created = conversations::insert(
                 conn,
-                NewConversation { org_id: actor.org_id, inbox_id: inbox.id, channel_id: channel.id, contact_id: contact.id, archived: false },
+                NewConversation {
+                    org_id: actor.org_id,
+                    inbox_id: inbox.id,
+                    channel_id: channel.id,
+                    contact_id: contact.id,
+                    archived: false,
+                },
             )?;
             let neutral = present::one(conn, actor.org_id, None, created.clone())?;
             outbox.conversation(conn, "conversation.created", &neutral)?;
             created
         }
     };
-    write_outgoing(conn, actor, &conversation, &channel, &contact, MessageKind::Message, &body, None, outbox)?;
-    let current = conversations::get(conn, actor.org_id, conversation.id)?.ok_or_else(ApiError::not_found)?;
+    let thread = Thread {
+        conversation: &conversation,
+        channel: &channel,
+        contact: &contact,
+    };
+    write_outgoing(
+        conn,
+        actor,
+        thread,
+        MessageKind::Message,
+        &body,
+        None,
+        outbox,
+    )?;
+    let current =
+        conversations::get(conn, actor.org_id, conversation.id)?.ok_or_else(ApiError::not_found)?;
     present::one(conn, actor.org_id, Some(actor.user_id), current)
 }
 
 /// A customer's message from the channel provider. The caller checked the signature.
-pub fn receive(conn: &mut DbConnection, channel: &Channel, inbound: &wire::InboundMessage, outbox: &mut Outbox) -> Result<wire::InboundResult, ApiError> {
+pub fn receive(
+    conn: &mut DbConnection,
+    channel: &Channel,
+    inbound: &wire::InboundMessage,
+    outbox: &mut Outbox,
+) -> Result<wire::InboundResult, ApiError> {
     let org = channel.org_id;
-    if let Some((conversation, message)) = receipts::find_inbound(conn, channel.id, &inbound.external_id)? {
-        return Ok(wire::InboundResult { conversation_id: conversation.get(), message_id: message.get() });
+    if let Some((conversation, message)) =
+        receipts::find_inbound(conn, channel.id, &inbound.external_id)?
+    {
+        return Ok(wire::InboundResult {
+            conversation_id: conversation.get(),
+            message_id: message.get(),
+        });
     }
     let external_id = validate::text("external_id", &inbound.external_id, 200)?;
     let address = if channel.channel_type.uses_phone_number() {
-        phone::normalize(&inbound.from).ok_or_else(|| DomainError::invalid("from", "must be a phone number"))?
+        phone::normalize(&inbound.from)
+            .ok_or_else(|| DomainError::invalid("from", "must be a phone number"))?
     } else {
-        format!("{}:{}", channel.channel_type.as_str(), validate::text("from", &inbound.from, 200)?)
+        format!(
+            "{}:{}",
+            channel.channel_type.as_str(),
+            validate::text("from", &inbound.from, 200)?
+        )
     };
     if inbound.body.chars().count() > MAX_BODY_CHARS {
         return Err(DomainError::invalid("body", "is too long").into());
@@ -194,7 +312,14 @@ pub fn receive(conn: &mut DbConnection, channel: &Channel, inbound: &wire::Inbou
         if let Some(opted_out) = opted_out.filter(|value| *value != contact.opted_out_sms) {
             contacts::set_opted_out_sms(conn, contact.id, opted_out)?;
             contact.opted_out_sms = opted_out;
-            outbox.append(conn, org, "contact.updated", None, None, &serde_json::json!({"contact": present::contact(contact.clone(), false)}))?;
+            outbox.append(
+                conn,
+                org,
+                "contact.updated",
+                None,
+                None,
+                &serde_json::json!({"contact": present::contact(contact.clone(), false)}),
+            )?;
         }
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.
@@ -203,7 +328,13 @@ pub fn receive(conn: &mut DbConnection, channel: &Channel, inbound: &wire::Inbou
         None => {
             let created = conversations::insert(
                 conn,
-                NewConversation { org_id: org, inbox_id: channel.inbox_id, channel_id: channel.id, contact_id: contact.id, archived: false },
+                NewConversation {
+                    org_id: org,
+                    inbox_id: channel.inbox_id,
+                    channel_id: channel.id,
+                    contact_id: contact.id,
+                    archived: false,
+                },
             )?;
             let neutral = present::one(conn, org, None, created.clone())?;
             outbox.conversation(conn, "conversation.created", &neutral)?;
@@ -225,16 +356,36 @@ pub fn receive(conn: &mut DbConnection, channel: &Channel, inbound: &wire::Inbou
             canned_response_id: None,
         },
     )?;
-    let updated = conversations::note_message(conn, conversation.id, message.id, message.created_at, &rules::preview(&inbound.body))?;
+    let updated = conversations::note_message(
+        conn,
+        conversation.id,
+        message.id,
+        message.created_at,
+        &rules::preview(&inbound.body),
+    )?;
     receipts::insert_inbound(conn, channel.id, &external_id, conversation.id, message.id)?;
-    outbox.message(conn, org, updated.inbox_id, "message.created", &present::message(message.clone()))?;
+    outbox.message(
+        conn,
+        org,
+        updated.inbox_id,
+        "message.created",
+        &present::message(message.clone()),
+    )?;
     let neutral = present::one(conn, org, None, updated)?;
     outbox.conversation(conn, "conversation.updated", &neutral)?;
-    Ok(wire::InboundResult { conversation_id: conversation.id.get(), message_id: message.id.get() })
+    Ok(wire::InboundResult {
+        conversation_id: conversation.id.get(),
+        message_id: message.id.get(),
+    })
 }
 
 /// A delivery report: the message's status follows the provider's.
-pub fn delivery_report(conn: &mut DbConnection, channel: &Channel, report: &wire::StatusCallback, outbox: &mut Outbox) -> Result<wire::Message, ApiError> {
+pub fn delivery_report(
+    conn: &mut DbConnection,
+    channel: &Channel,
+    report: &wire::StatusCallback,
+    outbox: &mut Outbox,
+) -> Result<wire::Message, ApiError> {
     let org: OrgId = channel.org_id;
     let found = match messages::find_by_external_id(conn, org, &report.external_id)? {
         Some(found) => Some(found),
@@ -243,8 +394,11 @@ pub fn delivery_report(conn: &mut DbConnection, channel: &Channel, report: &wire
             Err(_) => None,
         },
     };
-    let message = found.filter(|message| message.direction == Direction::Outbound).ok_or_else(ApiError::not_found)?;
-    let conversation = conversations::get(conn, org, message.conversation_id)?.ok_or_else(ApiError::not_found)?;
+    let message = found
+        .filter(|message| message.direction == Direction::Outbound)
+        .ok_or_else(ApiError::not_found)?;
+    let conversation =
+        conversations::get(conn, org, message.conversation_id)?.ok_or_else(ApiError::not_found)?;
     if conversation.channel_id != channel.id {
         return Err(ApiError::not_found());
     }
@@ -253,8 +407,15 @@ pub fn delivery_report(conn: &mut DbConnection, channel: &Channel, report: &wire
         wire::ProviderStatus::Delivered => DeliveryStatus::Delivered,
         wire::ProviderStatus::Failed => DeliveryStatus::Failed,
     };
-    let updated = messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
+    let updated =
+        messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
     let wire_message = present::message(updated);
-    outbox.message(conn, org, conversation.inbox_id, "message.updated", &wire_message)?;
+    outbox.message(
+        conn,
+        org,
+        conversation.inbox_id,
+        "message.updated",
+        &wire_message,
+    )?;
     Ok(wire_message)
 }

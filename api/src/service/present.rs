@@ -22,7 +22,9 @@ pub fn contact(contact: Contact, favorite: bool) -> wire::Contact {
         company: contact.company,
         notes: contact.notes,
         favorite,
-        opted_out: wire::SmsOptOut { sms: contact.opted_out_sms },
+        opted_out: wire::SmsOptOut {
+            sms: contact.opted_out_sms,
+        },
         created_at: contact.created_at,
         updated_at: contact.updated_at,
     }
@@ -43,7 +45,12 @@ fn status(status: rules::Status) -> wire::ConversationStatus {
     }
 }
 
-fn conversation(item: Conversation, contact: wire::Contact, tags: Vec<String>, viewer: &ViewerState) -> wire::Conversation {
+fn conversation(
+    item: Conversation,
+    contact: wire::Contact,
+    tags: Vec<String>,
+    viewer: &ViewerState,
+) -> wire::Conversation {
     let pin_position = viewer.pins.get(&item.id).copied();
     wire::Conversation {
         id: item.id.get(),
@@ -92,7 +99,9 @@ pub fn conversations(
                 Some(pins) => pins,
                 None => conversation_state::pins_among(conn, user, &ids)?,
             },
-            favorites: contacts::favorites_among(conn, user, &contact_ids)?.into_iter().collect(),
+            favorites: contacts::favorites_among(conn, user, &contact_ids)?
+                .into_iter()
+                .collect(),
         },
         None => ViewerState::default(),
     };
@@ -102,7 +111,9 @@ pub fn conversations(
                 .iter()
                 .find(|person| person.id == item.contact_id)
                 .cloned()
-                .ok_or_else(|| ApiError::Internal(format!("conversation {} has no contact", item.id)))?;
+                .ok_or_else(|| {
+                    ApiError::Internal(format!("conversation {} has no contact", item.id))
+                })?;
             let favorite = state.favorites.contains(&person.id);
             let names = tags.remove(&item.id).unwrap_or_default();
             Ok(conversation(item, contact(person, favorite), names, &state))
@@ -111,7 +122,12 @@ pub fn conversations(
 }
 
 /// One conversation for one caller.
-pub fn one(conn: &mut DbConnection, org: OrgId, viewer: Option<UserId>, item: Conversation) -> Result<wire::Conversation, ApiError> {
+pub fn one(
+    conn: &mut DbConnection,
+    org: OrgId,
+    viewer: Option<UserId>,
+    item: Conversation,
+) -> Result<wire::Conversation, ApiError> {
     conversations(conn, org, viewer, vec![item], None)?
         .pop()
         .ok_or_else(|| ApiError::Internal("presenting a conversation produced nothing".into()))

@@ -18,7 +18,12 @@ pub fn scope(conn: &mut DbConnection, actor: &Actor) -> Result<Scope, ApiError> 
     };
     let memberships = inboxes::memberships_of(conn, actor.user_id)?;
     let team_ids = teams::of_user(conn, actor.user_id)?;
-    let mut scope = Scope { user: actor.user_id, full: Vec::new(), partial: Vec::new(), teams: team_ids };
+    let mut scope = Scope {
+        user: actor.user_id,
+        full: Vec::new(),
+        partial: Vec::new(),
+        teams: team_ids,
+    };
     for inbox in &all {
         let is_member = memberships.iter().any(|member| member.inbox_id == inbox.id);
         match conversation::inbox_scope(actor, inbox, is_member) {
@@ -39,13 +44,24 @@ pub struct Visible {
 }
 
 /// The conversation if the caller may see it; 404 otherwise, whether it exists or not.
-pub fn visible(conn: &mut DbConnection, actor: &Actor, id: ConversationId) -> Result<Visible, ApiError> {
-    let conversation = conversations::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
-    let inbox = inboxes::get(conn, actor.org_id, conversation.inbox_id)?.ok_or_else(ApiError::not_found)?;
+pub fn visible(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ConversationId,
+) -> Result<Visible, ApiError> {
+    let conversation =
+        conversations::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
+    let inbox =
+        inboxes::get(conn, actor.org_id, conversation.inbox_id)?.ok_or_else(ApiError::not_found)?;
     let is_member = inboxes::is_member(conn, inbox.id, actor.user_id)?;
     let teams = teams::of_user(conn, actor.user_id)?;
     if !conversation::may_see(actor, &inbox, is_member, &teams, &conversation) {
         return Err(ApiError::not_found());
     }
-    Ok(Visible { conversation, inbox, is_member, teams })
+    Ok(Visible {
+        conversation,
+        inbox,
+        is_member,
+        teams,
+    })
 }

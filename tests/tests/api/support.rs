@@ -102,11 +102,10 @@ impl Drop for TestDb {
         if let TestDb::Postgres {
             admin_url, name, ..
         } = self
+            && let Ok(mut admin) = PgConnection::establish(admin_url)
         {
-            if let Ok(mut admin) = PgConnection::establish(admin_url) {
-                let _ = sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut admin);
-            }
+            let _ = sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin);
         }
     }
 }
