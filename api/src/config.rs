@@ -26,6 +26,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// The address customers reach this server at, for links sent to them (surveys).
+    /// Default: `http://` + the bind address.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Where attachments are stored.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -97,6 +102,19 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// Attempts at delivering an outbound message before it is marked failed.
+    #[arg(long, env = "SWITCHBOARD_DELIVERY_MAX_ATTEMPTS", default_value_t = 8)]
+    pub delivery_max_attempts: u32,
+
+    /// Wait before the first retry of a delivery, in milliseconds; it doubles with each
+    /// further attempt, up to five minutes.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DELIVERY_BASE_DELAY_MS",
+        default_value_t = 1000
+    )]
+    pub delivery_base_delay_ms: u64,
 }
 
 impl Config {
@@ -112,6 +130,14 @@ impl Config {
         let mut config = Defaults::parse_from(["switchboard"]).config;
         config.database_url = database_url.to_string();
         config
+    }
+
+    /// The base of links sent to customers.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.bind),
+        }
     }
 
     /// Several instances must share the signing key, so a shared deployment needs one given.

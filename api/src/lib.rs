@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod metrics;
 pub mod paging;
@@ -48,6 +49,7 @@ use state::AppState;
         (name = "canned_responses", description = "Saved replies"),
         (name = "tags", description = "Conversation labels"),
         (name = "conversations", description = "The shared inbox: conversations, messages, assignment"),
+        (name = "surveys", description = "Customer satisfaction surveys (public, token-keyed)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -121,6 +123,7 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
         metrics: metrics::Metrics::new().map_err(|error| StartError::Other(error.to_string()))?,
         bus: Arc::new(realtime::LocalBus::new(4096)),
         decoy_hash: auth::decoy_hash(),
+        deliveries: tokio::sync::Notify::new(),
         store,
         config,
     };
@@ -182,6 +185,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: web::Data<AppState>,
     handle: actix_web::dev::ServerHandle,
+    delivery: delivery::Worker,
 }
 
 impl Running {
@@ -189,9 +193,11 @@ impl Running {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Stops accepting, lets in-flight requests finish, then returns.
+    /// Stops accepting, lets in-flight requests finish, then stops the delivery worker
+    /// (its sends in flight finish too) and returns.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+        self.delivery.stop().await;
     }
 }
 
@@ -209,10 +215,13 @@ pub async fn spawn(config: Config) -> Result<Running, StartError> {
     let state = web::Data::new(state);
     let server = server(state.clone(), listener)?;
     let handle = server.handle();
+    // One delivery worker per process, beside the server rather than in each HTTP worker.
+    let delivery = delivery::start(state.clone()).map_err(StartError::Other)?;
     actix_web::rt::spawn(server);
     Ok(Running {
         addr,
         state,
         handle,
+        delivery,
     })
 }

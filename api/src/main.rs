@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use actix_web::web;
 use clap::{Parser, Subcommand};
 use persistence::Store;
-use switchboard_api::{Config, bootstrap, openapi_document, prepare, server};
+use switchboard_api::{Config, bootstrap, delivery, openapi_document, prepare, server};
 
 #[derive(Parser)]
 #[command(
@@ -153,8 +153,14 @@ async fn serve(config: Config) -> Result<(), String> {
         println!("  curl -s http://{addr}/v1/auth/login -H 'content-type: application/json' \\");
         println!("       -d '{{\"email\":\"{bootstrap_email}\",\"password\":\"{password}\"}}'");
     }
-    let server = server(web::Data::new(state), listener).map_err(|error| error.to_string())?;
-    server.await.map_err(|error| error.to_string())?;
+    let state = web::Data::new(state);
+    let server = server(state.clone(), listener).map_err(|error| error.to_string())?;
+    // One delivery worker per process, beside the server rather than in each HTTP worker.
+    let delivery = delivery::start(state)?;
+    let served = server.await.map_err(|error| error.to_string());
+    // The server stopped (a signal): let the sends in flight finish before exiting.
+    delivery.stop().await;
+    served?;
     tracing::info!("switchboard stopped");
     Ok(())
 }

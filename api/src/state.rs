@@ -19,4 +19,7 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// Compared against when an e-mail is unknown, so sign-in timing does not tell.
     pub decoy_hash: String,
+    /// Poked after a commit that queued an outbound message, so the delivery worker sends it
+    /// now rather than at its next poll.
+    pub deliveries: tokio::sync::Notify,
 }

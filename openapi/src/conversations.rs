@@ -287,6 +287,8 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// Outbound messages only.
     pub delivery_status: Option<DeliveryStatus>,
+    /// Survey messages: the token of the customer's answer link.
+    pub survey_token: Option<String>,
     #[serde(with = "crate::common::millis")]
     pub created_at: DateTime<Utc>,
 }
@@ -409,4 +411,22 @@ pub struct OutboundDelivery {
     pub from: String,
     pub body: String,
     pub attachments: Vec<Attachment>,
+}
+
+/// A survey as the customer sees it (no sign-in: the token is the key).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicSurvey {
+    pub question: String,
+    pub answered: bool,
+    pub rating: Option<i32>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyAnswer {
+    /// 1 (bad) to 5 (great).
+    #[schema(minimum = 1, maximum = 5)]
+    pub rating: i32,
+    pub comment: Option<String>,
 }

@@ -2,9 +2,10 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use domain::error::Validator;
-use domain::{ChannelType, InboxId, policy, validate};
+use domain::{ChannelType, InboxId, InboxKind, policy, validate};
 use openapi::{Channel, ChannelPage, CreateChannel, CreatedChannel, Problem};
 use persistence::repo::channels::{self, NewChannel};
+use persistence::repo::{conversations, inboxes};
 
 use super::inboxes::visible_inbox;
 use crate::auth::{Caller, random_token};
@@ -96,6 +97,20 @@ pub async fn create_channel(
             outbound_url: outbound_url.as_deref(),
             inbound_secret: &secret,
         };
+        // A user's private texting number joining a shared inbox: its history comes along
+        // as the inbox's archived, read-only conversations.
+        let existing = channels::find_by_address(conn, actor.org_id, channel_type, &address)?;
+        if let Some(existing) = existing
+            && channel_type == ChannelType::Sms
+            && inbox.settings.kind == InboxKind::Shared
+        {
+            let source = inboxes::get(conn, actor.org_id, existing.inbox_id)?
+                .ok_or_else(ApiError::not_found)?;
+            if source.settings.kind == InboxKind::Private {
+                conversations::archive_into(conn, existing.id, inbox_id)?;
+                return Ok(channels::rehome(conn, existing.id, new)?);
+            }
+        }
         channels::insert(conn, new).map_err(on_conflict(
             "duplicate",
             "this address is already a channel of this organization",

@@ -274,6 +274,8 @@ pub async fn create_conversation(
         messaging::start(conn, &actor, body.clone(), outbox)
     })
     .await?;
+    // Committed: the delivery worker may send the queued message now.
+    state.deliveries.notify_one();
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -632,19 +634,27 @@ pub async fn list_messages(
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let limit = paging::limit(query.limit)?;
     let before = paging::after_id(query.before.as_deref())?;
-    let page = db::read(&state.store, move |conn| {
+    let (page, mut tokens) = db::read(&state.store, move |conn| {
         visibility::visible(conn, &actor, id)?;
-        Ok(messages::page(conn, id, before, limit)?)
+        let page = messages::page(conn, id, before, limit)?;
+        let ids: Vec<_> = page.items.iter().map(|message| message.id).collect();
+        let tokens = persistence::repo::surveys::tokens_for(conn, &ids)?;
+        Ok((page, tokens))
     })
     .await?;
     let next_cursor = paging::next_id_cursor(
         page.has_more,
         page.items.last().map(|message| message.id.get()),
     );
-    Ok(web::Json(MessagePage {
-        items: page.items.into_iter().map(present::message).collect(),
-        next_cursor,
-    }))
+    let items = page
+        .items
+        .into_iter()
+        .map(|message| {
+            let token = tokens.remove(&message.id);
+            openapi::Message { survey_token: token, ..present::message(message) }
+        })
+        .collect();
+    Ok(web::Json(MessagePage { items, next_cursor }))
 }
 
 /// Sends a reply (delivered to the customer) or an internal note. Honours
@@ -688,6 +698,8 @@ pub async fn send_message(
         messaging::send(conn, &actor, id, outgoing, outbox)
     })
     .await?;
+    // Committed: the delivery worker may send the queued message now.
+    state.deliveries.notify_one();
     Ok(HttpResponse::Created().json(sent))
 }
 

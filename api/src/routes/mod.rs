@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod inboxes;
 pub mod me;
 pub mod ops;
+pub mod surveys;
 pub mod tags;
 pub mod teams;
 pub mod users;
@@ -70,6 +71,9 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(conversations::list_messages)
         .service(conversations::send_message)
         .service(conversations::list_conversation_activity)
+        .service(surveys::send_survey)
+        .service(surveys::get_public_survey)
+        .service(surveys::answer_public_survey)
         .service(channel_calls::receive_inbound_message)
         .service(channel_calls::receive_delivery_status);
 }

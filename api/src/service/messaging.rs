@@ -43,14 +43,14 @@ fn refuse_attachments(ids: &[i64]) -> Result<(), ApiError> {
 }
 
 /// Where a message is written: the open conversation, its channel and its customer.
-struct Thread<'a> {
-    conversation: &'a Conversation,
-    channel: &'a Channel,
-    contact: &'a Contact,
+pub(crate) struct Thread<'a> {
+    pub conversation: &'a Conversation,
+    pub channel: &'a Channel,
+    pub contact: &'a Contact,
 }
 
 /// Writes an outbound message or note into an open conversation and queues its delivery.
-fn write_outgoing(
+pub(crate) fn write_outgoing(
     conn: &mut DbConnection,
     actor: &Actor,
     thread: Thread<'_>,

@@ -6,4 +6,5 @@ pub mod events;
 pub mod idempotency;
 pub mod messaging;
 pub mod present;
+pub mod surveys;
 pub mod visibility;

@@ -166,6 +166,7 @@ pub fn message(item: Message) -> wire::Message {
             DeliveryStatus::Delivered => wire::DeliveryStatus::Delivered,
             DeliveryStatus::Failed => wire::DeliveryStatus::Failed,
         }),
+        survey_token: None,
         created_at: item.created_at,
     }
 }

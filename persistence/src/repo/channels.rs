@@ -139,3 +139,41 @@ pub fn get_with_secret(
     row.map(|(channel, secret)| Ok((to_channel(channel)?, secret)))
         .transpose()
 }
+
+/// The organization's channel of this type at this address, if any.
+pub fn find_by_address(
+    conn: &mut DbConnection,
+    org: OrgId,
+    channel_type: ChannelType,
+    address: &str,
+) -> Result<Option<Channel>, StoreError> {
+    channels::table
+        .filter(channels::org_id.eq(org.get()))
+        .filter(channels::type_.eq(channel_type.as_str()))
+        .filter(channels::address.eq(address))
+        .select(CHANNEL_COLUMNS)
+        .first::<ChannelRow>(conn)
+        .optional()?
+        .map(to_channel)
+        .transpose()
+}
+
+/// Gives an existing channel (a private texting number) to another inbox, with the new
+/// settings and a new inbound secret: the provider must be told the new secret anyway.
+pub fn rehome(
+    conn: &mut DbConnection,
+    id: ChannelId,
+    new: NewChannel<'_>,
+) -> Result<Channel, StoreError> {
+    let row: ChannelRow = diesel::update(channels::table.find(id.get()))
+        .set((
+            channels::inbox_id.eq(new.inbox_id.get()),
+            channels::name.eq(new.name),
+            channels::appended_message.eq(new.appended_message),
+            channels::outbound_url.eq(new.outbound_url),
+            channels::inbound_secret.eq(new.inbound_secret),
+        ))
+        .returning(CHANNEL_COLUMNS)
+        .get_result(conn)?;
+    to_channel(row)
+}

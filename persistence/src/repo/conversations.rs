@@ -297,7 +297,6 @@ pub fn archive_into(
     conn: &mut DbConnection,
     channel: ChannelId,
     inbox: InboxId,
-    new_channel: ChannelId,
 ) -> Result<usize, StoreError> {
     let at = to_db(now());
     diesel::update(c::table.filter(c::channel_id.eq(channel.get()).and(c::closed_at.is_null())))
@@ -308,7 +307,6 @@ pub fn archive_into(
             .set((
                 c::status.eq(Status::Closed.as_str()),
                 c::inbox_id.eq(inbox.get()),
-                c::channel_id.eq(new_channel.get()),
                 c::archived.eq(true),
                 c::assignee_id.eq(None::<i64>),
                 c::team_id.eq(None::<i64>),
@@ -318,9 +316,16 @@ pub fn archive_into(
     )
 }
 
-pub fn set_contact(conn: &mut DbConnection, id: ConversationId, contact: ContactId) -> Result<Conversation, StoreError> {
+pub fn set_contact(
+    conn: &mut DbConnection,
+    id: ConversationId,
+    contact: ContactId,
+) -> Result<Conversation, StoreError> {
     diesel::update(c::table.find(id.get()))
-        .set((c::contact_id.eq(contact.get()), c::updated_at.eq(to_db(now()))))
+        .set((
+            c::contact_id.eq(contact.get()),
+            c::updated_at.eq(to_db(now())),
+        ))
         .execute(conn)?;
     updated(conn, id)
 }

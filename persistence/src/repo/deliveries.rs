@@ -1,14 +1,28 @@
 //! The outbound delivery queue: one row per outbound message that leaves through a
 //! channel's `outbound_url`, kept in the database so nothing queued is lost on restart.
+//!
+//! A worker leases due rows for a while, sends them, then completes them, schedules a retry
+//! or gives up. A lease that runs out (the worker died mid-send) makes the row due again.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
-use domain::{ChannelId, MessageId, OrgId};
+use domain::{Channel, ChannelId, ContactId, ConversationId, MessageId, OrgId};
 
-use crate::schema::outbound_deliveries as d;
+use super::channels;
+use crate::schema::{
+    contact_phone_numbers as numbers, conversations as c, messages as m, outbound_deliveries as d,
+};
 use crate::{DbConnection, StoreError, now, to_db};
 
 /// Queues the message for delivery, due now.
-pub fn enqueue(conn: &mut DbConnection, org: OrgId, message: MessageId, channel: ChannelId) -> Result<(), StoreError> {
+pub fn enqueue(
+    conn: &mut DbConnection,
+    org: OrgId,
+    message: MessageId,
+    channel: ChannelId,
+) -> Result<(), StoreError> {
     diesel::insert_into(d::table)
         .values((
             d::org_id.eq(org.get()),
@@ -16,6 +30,209 @@ pub fn enqueue(conn: &mut DbConnection, org: OrgId, message: MessageId, channel:
             d::channel_id.eq(channel.get()),
             d::attempts.eq(0),
             d::next_attempt_at.eq(to_db(now())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A leased delivery, with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: i64,
+    pub org_id: OrgId,
+    pub message_id: MessageId,
+    pub conversation_id: ConversationId,
+    pub channel: Channel,
+    /// Signs what is sent, as the provider signs what it sends us.
+    pub inbound_secret: String,
+    /// The customer's address as the provider knows it: E.164 for sms and WhatsApp, the
+    /// platform's user id otherwise. `None` when the contact has none on this channel.
+    pub to: Option<String>,
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+/// Leases up to `limit` due deliveries until `now + lease_for`, oldest due first.
+///
+/// Each candidate is claimed by its own conditional UPDATE, kept only when it changed one
+/// row: on PostgreSQL a concurrent claimer blocks on the row and then re-checks the
+/// condition against the committed lease, so two instances never lease the same row. (Plain
+/// statements, because `FOR UPDATE SKIP LOCKED` does not compile through MultiConnection.)
+/// Call it outside a transaction, so that each claim is visible to the others at once.
+pub fn lease_due(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    lease_for: TimeDelta,
+    limit: i64,
+) -> Result<Vec<Due>, StoreError> {
+    let at = to_db(now);
+    let until = to_db(now + lease_for);
+    let free = d::leased_until.is_null().or(d::leased_until.lt(at));
+    let candidates: Vec<i64> = d::table
+        .filter(
+            d::done_at
+                .is_null()
+                .and(d::next_attempt_at.le(at))
+                .and(free),
+        )
+        .order((d::next_attempt_at, d::id))
+        .limit(limit)
+        .select(d::id)
+        .load(conn)?;
+    let mut leased = Vec::with_capacity(candidates.len());
+    for id in candidates {
+        let claimed =
+            diesel::update(d::table.filter(d::id.eq(id).and(d::done_at.is_null()).and(free)))
+                .set(d::leased_until.eq(Some(until)))
+                .execute(conn)?;
+        if claimed == 1 {
+            leased.push(id);
+        }
+    }
+    if leased.is_empty() {
+        return Ok(Vec::new());
+    }
+    load(conn, &leased)
+}
+
+type DueRow = (i64, i64, i64, i64, i32, i64, String, i64);
+
+/// The leased rows' messages, channels and contacts. A row that cannot be sent (its message
+/// is not an outbound message, or its channel is gone) is given up here, so it is never
+/// retried and, whatever wrote it, an internal note never leaves.
+fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
+    let rows: Vec<DueRow> = d::table
+        .inner_join(m::table.on(m::id.eq(d::message_id)))
+        .inner_join(c::table.on(c::id.eq(m::conversation_id)))
+        .filter(d::id.eq_any(ids))
+        .filter(m::direction.eq("outbound").and(m::kind.ne("note")))
+        .order(d::id)
+        .select((
+            d::id,
+            d::org_id,
+            d::message_id,
+            d::channel_id,
+            d::attempts,
+            m::conversation_id,
+            m::body,
+            c::contact_id,
+        ))
+        .load(conn)?;
+    let mut channel_cache: HashMap<i64, Option<(Channel, String)>> = HashMap::new();
+    let mut due = Vec::with_capacity(rows.len());
+    for (id, org_id, message_id, channel_id, attempts, conversation_id, body, contact_id) in rows {
+        let channel = match channel_cache.get(&channel_id) {
+            Some(found) => found.clone(),
+            None => {
+                let found = channels::get_with_secret(conn, ChannelId(channel_id))?;
+                channel_cache.insert(channel_id, found.clone());
+                found
+            }
+        };
+        let Some((channel, inbound_secret)) =
+            channel.filter(|(channel, _)| channel.org_id.get() == org_id)
+        else {
+            continue;
+        };
+        let to = address(conn, &channel, ContactId(contact_id))?;
+        due.push(Due {
+            id,
+            org_id: OrgId(org_id),
+            message_id: MessageId(message_id),
+            conversation_id: ConversationId(conversation_id),
+            channel,
+            inbound_secret,
+            to,
+            body,
+            attempts,
+        });
+    }
+    for id in ids
+        .iter()
+        .filter(|id| !due.iter().any(|found| found.id == **id))
+    {
+        give_up(
+            conn,
+            *id,
+            None,
+            "not deliverable: not an outbound message, or its channel is gone",
+        )?;
+    }
+    Ok(due)
+}
+
+/// The contact's address on this channel. Phone numbers are stored in E.164; social ids as
+/// `<channel>:<id>` (see `contacts`), of which the provider knows only the id.
+fn address(
+    conn: &mut DbConnection,
+    channel: &Channel,
+    contact: ContactId,
+) -> Result<Option<String>, StoreError> {
+    let stored: Vec<String> = numbers::table
+        .filter(numbers::contact_id.eq(contact.get()))
+        .order(numbers::id)
+        .select(numbers::number)
+        .load(conn)?;
+    if channel.channel_type.uses_phone_number() {
+        return Ok(stored.into_iter().find(|number| number.starts_with('+')));
+    }
+    let prefix = format!("{}:", channel.channel_type.as_str());
+    Ok(stored
+        .iter()
+        .find_map(|number| number.strip_prefix(&prefix))
+        .map(str::to_string))
+}
+
+/// The delivery was accepted: done, never sent again.
+pub fn complete(conn: &mut DbConnection, id: i64) -> Result<(), StoreError> {
+    diesel::update(d::table.find(id))
+        .set((
+            d::done_at.eq(Some(to_db(now()))),
+            d::leased_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The attempt failed: due again at `next_attempt_at`, by whichever instance leases it then.
+pub fn retry_later(
+    conn: &mut DbConnection,
+    id: i64,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+) -> Result<(), StoreError> {
+    diesel::update(d::table.find(id))
+        .set((
+            d::attempts.eq(attempts),
+            d::next_attempt_at.eq(to_db(next_attempt_at)),
+            d::leased_until.eq(None::<NaiveDateTime>),
+            d::last_error.eq(Some(error)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// No more attempts: done, with the last error kept for operators. `attempts`, when
+/// given, records the attempt that failed last.
+pub fn give_up(
+    conn: &mut DbConnection,
+    id: i64,
+    attempts: Option<i32>,
+    error: &str,
+) -> Result<(), StoreError> {
+    let row = d::table.find(id);
+    if let Some(attempts) = attempts {
+        diesel::update(row)
+            .set(d::attempts.eq(attempts))
+            .execute(conn)?;
+    }
+    diesel::update(row)
+        .set((
+            d::done_at.eq(Some(to_db(now()))),
+            d::leased_until.eq(None::<NaiveDateTime>),
+            d::last_error.eq(Some(error)),
         ))
         .execute(conn)?;
     Ok(())

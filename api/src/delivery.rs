@@ -1,0 +1,414 @@
+//! The outbound delivery worker: sends queued outbound messages to their channel's
+//! `outbound_url`, signed like the provider's calls to us, and retries with exponential
+//! backoff until the provider accepts or the attempts run out.
+//!
+//! The queue is the `outbound_deliveries` table, so a restart loses nothing: whatever was
+//! queued is leased again by the next instance. One worker runs per process (not per HTTP
+//! worker); instances sharing a database split the queue through leases. A stop lets the
+//! sends in flight finish, so one instance never sends a message twice.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::web;
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::conversation::DeliveryStatus;
+use openapi::OutboundDelivery;
+use persistence::DbConnection;
+use persistence::repo::deliveries::{self, Due};
+use persistence::repo::{conversations, messages};
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::db;
+use crate::error::ApiError;
+use crate::routes::channel_calls::{SIGNATURE_HEADER, signature};
+use crate::service::events::Outbox;
+use crate::service::present;
+use crate::state::AppState;
+
+/// Deliveries leased per round: small, so one instance does not hoard the queue.
+const BATCH: i64 = 16;
+/// How often the queue is looked at when nothing pokes the worker: retries, other
+/// instances' leftovers and expired leases are found this way.
+const POLL: Duration = Duration::from_millis(500);
+/// The whole request, response included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longer than any one send can take (the request timeout plus the database), so a lease
+/// only runs out when its instance died; then the row is due again.
+const LEASE_SECONDS: i64 = 60;
+const MAX_DELAY_MS: u64 = 5 * 60 * 1000;
+/// Only `external_id` is read from the provider's answer; more is not kept in memory.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const MAX_EXTERNAL_ID_CHARS: usize = 200;
+const MAX_ERROR_CHARS: usize = 500;
+
+/// The running worker; [`Worker::stop`] ends it.
+pub struct Worker {
+    shutdown: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Worker {
+    /// Stops leasing, lets the sends in flight finish and record their outcome, then
+    /// returns. Calling it again does nothing.
+    pub async fn stop(&self) {
+        self.shutdown.send_replace(true);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "the delivery worker ended abnormally");
+        }
+    }
+}
+
+/// Starts the worker on the current (actix) runtime.
+pub fn start(state: web::Data<AppState>) -> Result<Worker, String> {
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        // A redirect would re-send a signed body somewhere nobody configured (and turn the
+        // POST into a GET): it counts as a failed attempt instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| format!("cannot build the delivery HTTP client: {error}"))?;
+    let (shutdown, stopping) = watch::channel(false);
+    let task = actix_web::rt::spawn(run(state, client, stopping));
+    Ok(Worker {
+        shutdown,
+        task: Mutex::new(Some(task)),
+    })
+}
+
+async fn run(
+    state: web::Data<AppState>,
+    client: reqwest::Client,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        if *stopping.borrow() {
+            break;
+        }
+        let wait = match round(&state, &client).await {
+            Ok(wait) => wait,
+            Err(error) => {
+                tracing::warn!(%error, "could not lease outbound deliveries; trying again");
+                POLL
+            }
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            changed = stopping.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            () = state.deliveries.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Leases a batch, sends it (concurrently: one slow provider does not hold up the others)
+/// and records each outcome. Returns how long to wait before the next round.
+async fn round(
+    state: &web::Data<AppState>,
+    client: &reqwest::Client,
+) -> Result<Duration, ApiError> {
+    let now = persistence::now();
+    let leased = db::read(&state.store, move |conn| {
+        Ok(deliveries::lease_due(
+            conn,
+            now,
+            TimeDelta::seconds(LEASE_SECONDS),
+            BATCH,
+        )?)
+    })
+    .await?;
+    if leased.is_empty() {
+        return Ok(POLL);
+    }
+    let full = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= BATCH;
+    let sends = leased.into_iter().map(|due| async move {
+        let outcome = attempt(client, &due).await;
+        finish(state, due, outcome).await
+    });
+    let retries = futures_util::future::join_all(sends).await;
+    if full {
+        return Ok(Duration::ZERO);
+    }
+    // A retry due sooner than the next poll (short test delays) is not left waiting.
+    let soonest = retries.into_iter().flatten().min();
+    Ok(soonest.map_or(POLL, |at| {
+        (at - persistence::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(POLL)
+    }))
+}
+
+/// What became of one attempt.
+#[derive(Debug)]
+enum Outcome {
+    /// The provider took it (2xx), perhaps naming it by its own id.
+    Accepted { external_id: Option<String> },
+    /// The channel has no outbound_url (any more): a sandbox, where messages count as sent.
+    Sandbox,
+    /// Worth trying again.
+    Failed(String),
+    /// Trying again cannot help.
+    Undeliverable(String),
+}
+
+async fn attempt(client: &reqwest::Client, due: &Due) -> Outcome {
+    let Some(url) = due.channel.outbound_url.as_deref() else {
+        return Outcome::Sandbox;
+    };
+    let Some(to) = due.to.clone() else {
+        return Outcome::Undeliverable("the contact has no address on this channel".into());
+    };
+    let payload = OutboundDelivery {
+        message_id: due.message_id.get(),
+        channel_id: due.channel.id.get(),
+        conversation_id: due.conversation_id.get(),
+        to,
+        from: due.channel.address.clone(),
+        body: due.body.clone(),
+        // Uploads are not stored yet, so no outbound message has attachments.
+        attachments: Vec::new(),
+    };
+    let body = match serde_json::to_vec(&payload) {
+        Ok(body) => body,
+        Err(error) => {
+            return Outcome::Undeliverable(format!("cannot encode the delivery: {error}"));
+        }
+    };
+    let request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signature(&due.inbound_secret, &body))
+        .body(body);
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return Outcome::Failed(describe(error)),
+    };
+    let status = response.status();
+    if !status.is_success() {
+        return Outcome::Failed(format!("the provider answered HTTP {}", status.as_u16()));
+    }
+    // Accepted whatever the body holds: failing to read it must not send the message again.
+    let mut answer = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if answer.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            break;
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    Outcome::Accepted {
+        external_id: external_id(&answer),
+    }
+}
+
+/// The provider's id for the message, from a JSON answer `{"external_id": "…"}`.
+fn external_id(answer: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let id = value.get("external_id")?.as_str()?.trim();
+    (!id.is_empty() && id.chars().count() <= MAX_EXTERNAL_ID_CHARS).then(|| id.to_string())
+}
+
+/// The error and its causes, without the URL (it may carry a provider's token).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+/// The wait before attempt `attempts + 1`, after `attempts` failed ones: `base`, doubling
+/// with each failure, at most five minutes.
+fn backoff_ms(base_ms: u64, attempts: u32) -> u64 {
+    let doublings = attempts.saturating_sub(1).min(32);
+    base_ms.saturating_mul(1u64 << doublings).min(MAX_DELAY_MS)
+}
+
+/// The backoff plus up to a tenth more at random, so deliveries that failed together (a
+/// provider outage) do not all come back at the same instant.
+fn jittered_ms(base_ms: u64, attempts: u32) -> u64 {
+    let delay = backoff_ms(base_ms, attempts);
+    delay + rand::rng().random_range(0..=delay / 10)
+}
+
+fn next_attempt_at(base_ms: u64, attempts: u32) -> DateTime<Utc> {
+    let delay = i64::try_from(jittered_ms(base_ms, attempts)).unwrap_or(i64::MAX);
+    persistence::now() + TimeDelta::milliseconds(delay)
+}
+
+/// Records the outcome: message status, queue row and `message.updated`, in one
+/// transaction, published after it commits. Returns when the next attempt is due, if any.
+async fn finish(state: &web::Data<AppState>, due: Due, outcome: Outcome) -> Option<DateTime<Utc>> {
+    let max_attempts = state.config.delivery_max_attempts.max(1);
+    let attempts = u32::try_from(due.attempts).unwrap_or(0).saturating_add(1);
+    let retry_at = match &outcome {
+        Outcome::Failed(_) if attempts < max_attempts => Some(next_attempt_at(
+            state.config.delivery_base_delay_ms,
+            attempts,
+        )),
+        _ => None,
+    };
+    match &outcome {
+        Outcome::Accepted { .. } | Outcome::Sandbox => {
+            tracing::debug!(
+                delivery = due.id,
+                message = due.message_id.get(),
+                attempts,
+                "outbound message delivered"
+            );
+        }
+        Outcome::Failed(error) if retry_at.is_some() => {
+            tracing::info!(delivery = due.id, message = due.message_id.get(), attempts, %error, "outbound delivery failed; will retry");
+        }
+        Outcome::Failed(error) | Outcome::Undeliverable(error) => {
+            tracing::warn!(delivery = due.id, message = due.message_id.get(), attempts, %error, "outbound delivery failed; giving up");
+        }
+    }
+    let recorded = std::sync::Arc::new((due, outcome));
+    // The provider may already have the message: recording that must not give up at the
+    // first database hiccup, or the expired lease would send it again.
+    for pause in [100, 500, 2000, 0] {
+        let work = recorded.clone();
+        let attempt = db::write(&state.store, move |conn| {
+            let (due, outcome) = &*work;
+            record(conn, due, outcome, attempts, retry_at)
+        })
+        .await;
+        match attempt {
+            Ok(outbox) => {
+                outbox.publish(state);
+                return retry_at;
+            }
+            Err(error) if pause > 0 => {
+                tracing::warn!(%error, delivery = recorded.0.id, "could not record a delivery outcome; trying again");
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, delivery = recorded.0.id, "could not record a delivery outcome; its lease will run out and it will be sent again");
+            }
+        }
+    }
+    None
+}
+
+fn record(
+    conn: &mut DbConnection,
+    due: &Due,
+    outcome: &Outcome,
+    attempts: u32,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<Outbox, ApiError> {
+    let mut outbox = Outbox::new();
+    let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
+    match (outcome, retry_at) {
+        (Outcome::Accepted { external_id }, _) => {
+            if let Some(external_id) = external_id {
+                // So the provider's status callbacks, which name it by its id, find it.
+                messages::set_external_id(conn, due.message_id, external_id)?;
+            }
+            set_status(conn, due, DeliveryStatus::Sent, &mut outbox)?;
+            deliveries::complete(conn, due.id)?;
+        }
+        (Outcome::Sandbox, _) => {
+            set_status(conn, due, DeliveryStatus::Sent, &mut outbox)?;
+            deliveries::complete(conn, due.id)?;
+        }
+        (Outcome::Failed(error), Some(at)) => {
+            deliveries::retry_later(conn, due.id, attempts, at, error)?
+        }
+        (Outcome::Failed(error) | Outcome::Undeliverable(error), _) => {
+            set_status(conn, due, DeliveryStatus::Failed, &mut outbox)?;
+            deliveries::give_up(conn, due.id, Some(attempts), error)?;
+        }
+    }
+    Ok(outbox)
+}
+
+/// Moves a queued message on and announces it. A message no longer queued keeps its status:
+/// a status callback that arrived first (`delivered`) knows better.
+fn set_status(
+    conn: &mut DbConnection,
+    due: &Due,
+    status: DeliveryStatus,
+    outbox: &mut Outbox,
+) -> Result<(), ApiError> {
+    let Some(message) = messages::get(conn, due.org_id, due.message_id)? else {
+        return Ok(());
+    };
+    if message.delivery_status != Some(DeliveryStatus::Queued) {
+        return Ok(());
+    }
+    let updated =
+        messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
+    let conversation = conversations::get(conn, due.org_id, updated.conversation_id)?
+        .ok_or_else(ApiError::not_found)?;
+    outbox.message(
+        conn,
+        due.org_id,
+        conversation.inbox_id,
+        "message.updated",
+        &present::message(updated),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_the_base_up_to_five_minutes() {
+        assert_eq!(backoff_ms(1000, 1), 1000);
+        assert_eq!(backoff_ms(1000, 2), 2000);
+        assert_eq!(backoff_ms(1000, 3), 4000);
+        assert_eq!(backoff_ms(1000, 9), 256_000);
+        assert_eq!(backoff_ms(1000, 10), MAX_DELAY_MS);
+        assert_eq!(backoff_ms(1000, u32::MAX), MAX_DELAY_MS);
+        assert_eq!(backoff_ms(u64::MAX, 3), MAX_DELAY_MS);
+        assert_eq!(backoff_ms(50, 0), 50);
+    }
+
+    #[test]
+    fn jitter_adds_at_most_a_tenth() {
+        for _ in 0..100 {
+            assert!((2000..=2200).contains(&jittered_ms(1000, 2)));
+        }
+        assert_eq!(jittered_ms(0, 1), 0);
+    }
+
+    #[test]
+    fn only_a_string_external_id_is_kept() {
+        assert_eq!(
+            external_id(br#"{"external_id":"SM123"}"#),
+            Some("SM123".into())
+        );
+        assert_eq!(external_id(br#"{"external_id":42}"#), None);
+        assert_eq!(external_id(br#"{"external_id":"  "}"#), None);
+        assert_eq!(external_id(b"OK"), None);
+        assert_eq!(external_id(b""), None);
+        let long = format!(r#"{{"external_id":"{}"}}"#, "x".repeat(201));
+        assert_eq!(external_id(long.as_bytes()), None);
+    }
+}
