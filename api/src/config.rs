@@ -31,6 +31,14 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// How long the event log keeps events for `resume` and `GET /v1/events`, in hours.
+    #[arg(long, env = "SWITCHBOARD_EVENT_RETENTION_HOURS", default_value_t = 168)]
+    pub event_retention_hours: u64,
+
+    /// Frames a WebSocket may have queued before it counts as too slow and is closed.
+    #[arg(long, env = "SWITCHBOARD_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
+
     /// Where attachments are stored.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

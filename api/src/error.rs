@@ -29,6 +29,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many attempts; try again in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    #[error("the cursor is older than the event log keeps; reload your lists")]
+    CursorExpired,
     #[error("a service this request needs is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -91,6 +93,7 @@ impl ApiError {
                 "rate_limited",
                 "Too many requests",
             ),
+            ApiError::CursorExpired => (StatusCode::GONE, "cursor_expired", "Cursor expired"),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod paging;
 pub mod rate_limit;
@@ -50,6 +51,7 @@ use state::AppState;
         (name = "tags", description = "Conversation labels"),
         (name = "conversations", description = "The shared inbox: conversations, messages, assignment"),
         (name = "surveys", description = "Customer satisfaction surveys (public, token-keyed)"),
+        (name = "realtime", description = "WebSocket push and event replay"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -113,6 +115,22 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
             .read(|conn| settings::get_or_insert(conn, "jwt_secret", &auth::random_token(48)))?,
     };
     let generated_password = bootstrap::first_start(&store, &config)?;
+    // The bus and the hub start tasks: prepare runs on the runtime's blocking pool.
+    let (bus, reconnections): (Arc<dyn realtime::Bus>, _) = match &config.redis_url {
+        Some(url) => {
+            let redis = realtime::RedisBus::start(url).map_err(StartError::Config)?;
+            let reconnections = redis.reconnections();
+            (Arc::new(redis), Some(reconnections))
+        }
+        None => (Arc::new(realtime::LocalBus::new(4096)), None),
+    };
+    let hub = realtime::Hub::start(
+        bus.clone(),
+        Arc::new(live::DbAudience { store: store.clone() }),
+        realtime::HubConfig { queue_capacity: config.ws_queue, ..Default::default() },
+        reconnections,
+    );
+    live::start_retention(store.clone(), Duration::from_secs(config.event_retention_hours.saturating_mul(3600)));
     let state = AppState {
         tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
         login_limiter: rate_limit::LoginLimiter::new(
@@ -121,7 +139,8 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
             config.login_failures_per_address,
         ),
         metrics: metrics::Metrics::new().map_err(|error| StartError::Other(error.to_string()))?,
-        bus: Arc::new(realtime::LocalBus::new(4096)),
+        hub,
+        bus,
         decoy_hash: auth::decoy_hash(),
         deliveries: tokio::sync::Notify::new(),
         store,

@@ -17,6 +17,8 @@ pub struct AppState {
     pub login_limiter: LoginLimiter,
     pub metrics: Metrics,
     pub bus: Arc<dyn Bus>,
+    /// This instance's WebSocket sessions and their fan-out.
+    pub hub: Arc<realtime::Hub>,
     /// Compared against when an e-mail is unknown, so sign-in timing does not tell.
     pub decoy_hash: String,
     /// Poked after a commit that queued an outbound message, so the delivery worker sends it

@@ -1,12 +1,21 @@
-//! Switchboard's event bus: events committed to the log are published here and delivered to
-//! every instance's WebSocket sessions. In-process by default; Redis pub/sub across instances.
+//! Switchboard's realtime delivery: events committed to the log are published on a bus
+//! (in-process, or Redis pub/sub across instances) and fanned out by each instance's hub
+//! to the WebSocket sessions allowed to see them, in cursor order, once.
+
+pub mod hub;
+pub mod redis_bus;
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-/// A committed event as it travels between instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
+pub use hub::{Audience, Hub, HubConfig, Outgoing, SessionHandle};
+pub use redis_bus::RedisBus;
+
+/// An event as it travels between instances. Persistent events carry their cursor
+/// (`seq`, per organization); ephemeral ones (typing, viewing, presence) have `seq` 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BusEvent {
     pub org_id: i64,
     pub seq: i64,
@@ -16,13 +25,37 @@ pub struct BusEvent {
     /// The event's `data`, as JSON text.
     pub payload: String,
     pub at: String,
+    /// For ephemeral events: who caused it (they do not get their own typing back).
+    #[serde(default)]
+    pub from_user: Option<i64>,
+    /// The instance that published it (an instance skips its own events coming back).
+    #[serde(default)]
+    pub origin: u64,
+}
+
+impl BusEvent {
+    pub fn is_ephemeral(&self) -> bool {
+        self.seq == 0
+    }
+
+    /// The frame clients receive: `{"id", "type", "at", "data"}`; ephemeral events have no id.
+    pub fn frame(&self) -> String {
+        let data = if self.payload.is_empty() { "null" } else { self.payload.as_str() };
+        let event_type = serde_json::to_string(&self.event_type).unwrap_or_default();
+        let at = serde_json::to_string(&self.at).unwrap_or_default();
+        if self.is_ephemeral() {
+            format!(r#"{{"type":{event_type},"at":{at},"data":{data}}}"#)
+        } else {
+            format!(r#"{{"id":"{}","type":{event_type},"at":{at},"data":{data}}}"#, self.seq)
+        }
+    }
 }
 
 /// Publishes committed events and hands out subscriptions.
 pub trait Bus: Send + Sync {
     /// Publishes an event after its transaction committed. Never blocks on a slow reader.
     fn publish(&self, event: BusEvent);
-    /// A receiver of every event published from now on.
+    /// A receiver of every event published from now on (from this or, for Redis, any instance).
     fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>>;
     /// Whether the bus can deliver across instances right now (for `/readyz`).
     fn healthy(&self) -> bool {
@@ -62,15 +95,17 @@ impl Bus for LocalBus {
 mod tests {
     use super::*;
 
-    fn event(seq: i64) -> BusEvent {
+    pub(crate) fn event(seq: i64) -> BusEvent {
         BusEvent {
             org_id: 1,
             seq,
             event_type: "conversation.updated".into(),
             inbox_id: Some(2),
             conversation_id: Some(3),
-            payload: "{}".into(),
+            payload: r#"{"conversation":{"id":3}}"#.into(),
             at: "2026-11-21T09:30:00.123Z".into(),
+            from_user: None,
+            origin: 0,
         }
     }
 
@@ -88,7 +123,13 @@ mod tests {
     }
 
     #[test]
-    fn publishing_with_nobody_listening_is_fine() {
-        LocalBus::new(16).publish(event(1));
+    fn frames_follow_the_protocol() {
+        let frame: serde_json::Value = serde_json::from_str(&event(7).frame()).unwrap();
+        assert_eq!(frame["id"], "7");
+        assert_eq!(frame["type"], "conversation.updated");
+        assert_eq!(frame["data"]["conversation"]["id"], 3);
+        let typing = BusEvent { seq: 0, event_type: "typing".into(), ..event(0) };
+        let frame: serde_json::Value = serde_json::from_str(&typing.frame()).unwrap();
+        assert!(frame.get("id").is_none());
     }
 }

@@ -74,6 +74,8 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(surveys::send_survey)
         .service(surveys::get_public_survey)
         .service(surveys::answer_public_survey)
+        .service(crate::live::connect_websocket)
+        .service(crate::live::list_events)
         .service(channel_calls::receive_inbound_message)
         .service(channel_calls::receive_delivery_status);
 }

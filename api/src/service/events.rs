@@ -114,6 +114,8 @@ impl Outbox {
                 conversation_id: event.conversation_id.map(ConversationId::get),
                 payload: event.payload,
                 at: wire::millis::format(&event.created_at),
+                from_user: None,
+                origin: 0,
             });
         }
     }
