@@ -126,11 +126,19 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     };
     let hub = realtime::Hub::start(
         bus.clone(),
-        Arc::new(live::DbAudience { store: store.clone() }),
-        realtime::HubConfig { queue_capacity: config.ws_queue, ..Default::default() },
+        Arc::new(live::DbAudience {
+            store: store.clone(),
+        }),
+        realtime::HubConfig {
+            queue_capacity: config.ws_queue,
+            ..Default::default()
+        },
         reconnections,
     );
-    live::start_retention(store.clone(), Duration::from_secs(config.event_retention_hours.saturating_mul(3600)));
+    live::start_retention(
+        store.clone(),
+        Duration::from_secs(config.event_retention_hours.saturating_mul(3600)),
+    );
     let state = AppState {
         tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
         login_limiter: rate_limit::LoginLimiter::new(
@@ -189,7 +197,11 @@ pub fn server(
             .wrap(Compress::default())
             .wrap(from_fn(metrics::observe))
     };
-    let mut server = HttpServer::new(factory).shutdown_timeout(shutdown);
+    // Signals are ours to handle (see `stop_on_signal`): sockets must close with 1001
+    // before the server stops.
+    let mut server = HttpServer::new(factory)
+        .shutdown_timeout(shutdown)
+        .disable_signals();
     if let Some(workers) = workers {
         server = server.workers(workers.max(1));
     }
@@ -215,9 +227,48 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, then stops the delivery worker
     /// (its sends in flight finish too) and returns.
     pub async fn stop(&self) {
-        self.handle.stop(true).await;
+        shut_down(&self.state, &self.handle).await;
         self.delivery.stop().await;
     }
+}
+
+/// The graceful stop: WebSocket sessions close with 1001 ("going away", clients resume
+/// elsewhere), then the server stops accepting and lets in-flight requests finish.
+pub async fn shut_down(state: &AppState, handle: &actix_web::dev::ServerHandle) {
+    state.hub.shutdown();
+    // A moment for the sessions to send their close frames.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while state.hub.connected() > 0 && std::time::Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.stop(true).await;
+}
+
+/// Stops the server gracefully on SIGTERM or SIGINT.
+pub fn stop_on_signal(state: web::Data<AppState>, handle: actix_web::dev::ServerHandle) {
+    actix_web::rt::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+        tracing::info!("shutting down: closing sockets, finishing requests");
+        shut_down(&state, &handle).await;
+    });
 }
 
 /// Prepares and starts a server on `config.bind` (port 0 picks a free one).

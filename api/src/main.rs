@@ -22,7 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrates the database and serves the API.
-    Serve(Config),
+    // Boxed: the configuration dwarfs the other commands' arguments.
+    Serve(Box<Config>),
     /// Applies pending migrations and exits.
     Migrate {
         #[arg(
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(config) => {
             init_logging(config.log_format == "json");
-            serve(config)
+            serve(*config)
         }
         Command::Migrate { database_url } => {
             init_logging(false);
@@ -155,6 +156,7 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let state = web::Data::new(state);
     let server = server(state.clone(), listener).map_err(|error| error.to_string())?;
+    switchboard_api::stop_on_signal(state.clone(), server.handle());
     // One delivery worker per process, beside the server rather than in each HTTP worker.
     let delivery = delivery::start(state)?;
     let served = server.await.map_err(|error| error.to_string());
