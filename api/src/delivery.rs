@@ -126,7 +126,16 @@ async fn round(
     client: &reqwest::Client,
 ) -> Result<Duration, ApiError> {
     let now = persistence::now();
-    let leased = db::read(&state.store, move |conn| {
+    if !db::read(&state.store, move |conn| {
+        Ok(deliveries::any_due(conn, now)?)
+    })
+    .await?
+    {
+        return Ok(POLL);
+    }
+    // In a write transaction: on SQLite, a write outside the store's writer queue would make
+    // a concurrent request's transaction fail to upgrade its lock.
+    let leased = db::write(&state.store, move |conn| {
         Ok(deliveries::lease_due(
             conn,
             now,

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, authenticate, bearer_token};
+use crate::db;
 use crate::error::ApiError;
 use crate::service::visibility;
 use crate::state::AppState;
-use crate::db;
 
 /// Close codes clients act on (documented in the API reference).
 pub const CLOSE_TOO_SLOW: u16 = 4000;
@@ -70,15 +70,26 @@ pub struct DbAudience {
 }
 
 impl DbAudience {
-    fn conversation_recipients(&self, event: &BusEvent, users: &[i64]) -> Result<Vec<i64>, ApiError> {
+    fn conversation_recipients(
+        &self,
+        event: &BusEvent,
+        users: &[i64],
+    ) -> Result<Vec<i64>, ApiError> {
         let org = OrgId(event.org_id);
-        let payload: Payload = serde_json::from_str(&event.payload).unwrap_or(Payload { conversation: None, previous_assignee_id: None });
+        let payload: Payload = serde_json::from_str(&event.payload).unwrap_or(Payload {
+            conversation: None,
+            previous_assignee_id: None,
+        });
         let mut conn = self.store.conn()?;
         let facts = match payload.conversation {
             Some(facts) => facts,
             None => {
-                let Some(id) = event.conversation_id else { return Ok(Vec::new()) };
-                let Some(found) = conversations::get(&mut conn, org, ConversationId(id))? else { return Ok(Vec::new()) };
+                let Some(id) = event.conversation_id else {
+                    return Ok(Vec::new());
+                };
+                let Some(found) = conversations::get(&mut conn, org, ConversationId(id))? else {
+                    return Ok(Vec::new());
+                };
                 ConversationFacts {
                     inbox_id: found.inbox_id.get(),
                     assignee_id: found.assignee_id.map(UserId::get),
@@ -86,7 +97,9 @@ impl DbAudience {
                 }
             }
         };
-        let Some(inbox) = inboxes::get(&mut conn, org, InboxId(facts.inbox_id))? else { return Ok(Vec::new()) };
+        let Some(inbox) = inboxes::get(&mut conn, org, InboxId(facts.inbox_id))? else {
+            return Ok(Vec::new());
+        };
         let members = inboxes::members(&mut conn, inbox.id)?;
         let team = match facts.team_id {
             Some(team) => teams::get(&mut conn, org, TeamId(team))?,
@@ -100,9 +113,19 @@ impl DbAudience {
             .filter(|person| {
                 let actor = person.actor();
                 let is_member = members.iter().any(|member| member.user_id == person.id);
-                let in_team: Vec<TeamId> = team.iter().filter(|team| team.member_ids.contains(&person.id)).map(|team| team.id).collect();
+                let in_team: Vec<TeamId> = team
+                    .iter()
+                    .filter(|team| team.member_ids.contains(&person.id))
+                    .map(|team| team.id)
+                    .collect();
                 let scope = inbox_scope(&actor, &inbox, is_member);
-                scope_admits(scope, &actor, &in_team, facts.assignee_id.map(UserId), facts.team_id.map(TeamId))
+                scope_admits(
+                    scope,
+                    &actor,
+                    &in_team,
+                    facts.assignee_id.map(UserId),
+                    facts.team_id.map(TeamId),
+                )
             })
             .map(|person| person.id.get())
             .collect();
@@ -124,23 +147,31 @@ impl Audience for DbAudience {
             // Contacts and presence are the whole organization's.
             return users.to_vec();
         }
-        self.conversation_recipients(event, users).unwrap_or_else(|error| {
-            tracing::warn!(%error, "deciding event recipients");
-            Vec::new()
-        })
+        self.conversation_recipients(event, users)
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "deciding event recipients");
+                Vec::new()
+            })
     }
 
     fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String> {
-        let stored = self.store.read(|conn| events::after(conn, OrgId(org), seq, limit)).map_err(|error| error.to_string())?;
+        let stored = self
+            .store
+            .read(|conn| events::after(conn, OrgId(org), seq, limit))
+            .map_err(|error| error.to_string())?;
         Ok(stored.into_iter().map(stored_to_bus).collect())
     }
 
     fn last_seq(&self, org: i64) -> Result<i64, String> {
-        self.store.read(|conn| events::last_seq(conn, OrgId(org))).map_err(|error| error.to_string())
+        self.store
+            .read(|conn| events::last_seq(conn, OrgId(org)))
+            .map_err(|error| error.to_string())
     }
 
     fn first_retained(&self, org: i64) -> Result<Option<i64>, String> {
-        self.store.read(|conn| events::first_retained(conn, OrgId(org))).map_err(|error| error.to_string())
+        self.store
+            .read(|conn| events::first_retained(conn, OrgId(org)))
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -174,7 +205,11 @@ pub struct EventQuery {
 }
 
 fn parse_cursor(text: &str) -> Result<i64, ApiError> {
-    text.trim().parse::<i64>().ok().filter(|cursor| *cursor >= 0).ok_or_else(|| ApiError::BadRequest("after must be an event id".into()))
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|cursor| *cursor >= 0)
+        .ok_or_else(|| ApiError::BadRequest("after must be an event id".into()))
 }
 
 /// Every event after the cursor that the caller may see, oldest first: the REST twin of the
@@ -187,14 +222,22 @@ fn parse_cursor(text: &str) -> Result<i64, ApiError> {
     responses((status = 200, body = EventPage), (status = 400, body = openapi::Problem), (status = 410, description = "`cursor_expired`", body = openapi::Problem))
 )]
 #[get("/v1/events")]
-pub async fn list_events(state: web::Data<AppState>, caller: Caller, query: web::Query<EventQuery>) -> Result<web::Json<EventPage>, ApiError> {
+pub async fn list_events(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<EventQuery>,
+) -> Result<web::Json<EventPage>, ApiError> {
     let after = parse_cursor(&query.after)?;
     let limit = crate::paging::limit(query.limit)?;
     let user = caller.user.id.get();
     let org = caller.org();
-    let audience = DbAudience { store: state.store.clone() };
+    let audience = DbAudience {
+        store: state.store.clone(),
+    };
     let page = web::block(move || -> Result<EventPage, ApiError> {
-        let first = audience.first_retained(org.get()).map_err(ApiError::Internal)?;
+        let first = audience
+            .first_retained(org.get())
+            .map_err(ApiError::Internal)?;
         let last = audience.last_seq(org.get()).map_err(ApiError::Internal)?;
         let expired = match first {
             Some(first) => after + 1 < first,
@@ -207,8 +250,12 @@ pub async fn list_events(state: web::Data<AppState>, caller: Caller, query: web:
         let mut from = after;
         // Scan on past events the caller may not see, a bounded number of batches.
         for _ in 0..20 {
-            let batch = audience.events_after(org.get(), from, 200).map_err(ApiError::Internal)?;
-            let Some(last_in_batch) = batch.last().map(|event| event.seq) else { break };
+            let batch = audience
+                .events_after(org.get(), from, 200)
+                .map_err(ApiError::Internal)?;
+            let Some(last_in_batch) = batch.last().map(|event| event.seq) else {
+                break;
+            };
             for event in batch {
                 from = event.seq;
                 if audience.recipients(&event, &[user]).contains(&user) {
@@ -216,7 +263,8 @@ pub async fn list_events(state: web::Data<AppState>, caller: Caller, query: web:
                         id: event.seq.to_string(),
                         event_type: event.event_type,
                         at: event.at,
-                        data: serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null),
+                        data: serde_json::from_str(&event.payload)
+                            .unwrap_or(serde_json::Value::Null),
                     });
                     if items.len() as i64 == limit {
                         break;
@@ -255,32 +303,57 @@ enum ClientFrame {
     )
 )]
 #[get("/v1/ws")]
-pub async fn connect_websocket(state: web::Data<AppState>, request: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
+pub async fn connect_websocket(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let token = bearer_token(&request)
         .or_else(|| {
             web::Query::<HashMap<String, String>>::from_query(request.query_string())
                 .ok()
                 .and_then(|query| query.get("access_token").cloned())
         })
-        .ok_or(ApiError::Unauthenticated("send Authorization: Bearer <access_token> or ?access_token="))?;
+        .ok_or(ApiError::Unauthenticated(
+            "send Authorization: Bearer <access_token> or ?access_token=",
+        ))?;
     let caller = authenticate(&state, &token).await?;
-    let (response, session, stream) = actix_ws::handle(&request, body).map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    let stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
+    let (response, session, stream) = actix_ws::handle(&request, body)
+        .map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME);
     actix_web::rt::spawn(run_session(state.into_inner(), caller, session, stream));
     Ok(response)
 }
 
 fn close(code: u16, description: &str) -> Option<CloseReason> {
-    Some(CloseReason { code: CloseCode::Other(code), description: Some(description.to_string()) })
+    Some(CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(description.to_string()),
+    })
 }
 
 /// Publishes `presence.updated` (ephemeral) for the caller.
 pub fn publish_presence(state: &AppState, user: &domain::User, status: &str) {
     let payload = serde_json::json!({"user_id": user.id.get(), "status": status}).to_string();
-    state.bus.publish(ephemeral(user.org_id.get(), "presence.updated", None, payload, None));
+    state.bus.publish(ephemeral(
+        user.org_id.get(),
+        "presence.updated",
+        None,
+        payload,
+        None,
+    ));
 }
 
-fn ephemeral(org: i64, event_type: &str, conversation: Option<i64>, payload: String, from_user: Option<i64>) -> BusEvent {
+fn ephemeral(
+    org: i64,
+    event_type: &str,
+    conversation: Option<i64>,
+    payload: String,
+    from_user: Option<i64>,
+) -> BusEvent {
     BusEvent {
         org_id: org,
         seq: 0,
@@ -312,11 +385,27 @@ impl Outbound {
     }
 }
 
-async fn run_session(state: Arc<AppState>, caller: Caller, session: actix_ws::Session, mut stream: actix_ws::AggregatedMessageStream) {
+async fn run_session(
+    state: Arc<AppState>,
+    caller: Caller,
+    session: actix_ws::Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) {
     let actor = caller.actor();
     let (handle, mut queue) = state.hub.register(actor.org_id.get(), actor.user_id.get());
-    publish_presence(&state, &caller.user, if caller.user.status == domain::UserStatus::Away { "away" } else { "online" });
-    let mut out = Outbound { session: session.clone(), last_sent: 0 };
+    publish_presence(
+        &state,
+        &caller.user,
+        if caller.user.status == domain::UserStatus::Away {
+            "away"
+        } else {
+            "online"
+        },
+    );
+    let mut out = Outbound {
+        session: session.clone(),
+        last_sent: 0,
+    };
     // Live events wait here while a resume may still come (so replay stays in order).
     let mut held: VecDeque<Arc<BusEvent>> = VecDeque::new();
     let mut holding = true;
@@ -400,7 +489,15 @@ async fn run_session(state: Arc<AppState>, caller: Caller, session: actix_ws::Se
     state.hub.unregister(handle);
     let _ = session.close(reason).await;
     let stored = caller.user.status.as_str();
-    publish_presence(&state, &caller.user, if stored == "offline" { "offline" } else { stored });
+    publish_presence(
+        &state,
+        &caller.user,
+        if stored == "offline" {
+            "offline"
+        } else {
+            stored
+        },
+    );
 }
 
 const MAX_HELD: usize = 256;
@@ -420,17 +517,37 @@ async fn flush(out: &mut Outbound, held: &mut VecDeque<Arc<BusEvent>>, through: 
 
 /// Relays typing/viewing to the others who can see the conversation, at most once a second
 /// per conversation; never logged.
-async fn relay(state: &Arc<AppState>, actor: &Actor, relayed: &mut HashMap<(bool, i64), Instant>, kind: &'static str, conversation_id: i64) {
+async fn relay(
+    state: &Arc<AppState>,
+    actor: &Actor,
+    relayed: &mut HashMap<(bool, i64), Instant>,
+    kind: &'static str,
+    conversation_id: i64,
+) {
     let key = (kind == "typing", conversation_id);
-    if relayed.get(&key).is_some_and(|at| at.elapsed() < EPHEMERAL_EVERY) {
+    if relayed
+        .get(&key)
+        .is_some_and(|at| at.elapsed() < EPHEMERAL_EVERY)
+    {
         return;
     }
     relayed.insert(key, Instant::now());
     let (store, who) = (state.store.clone(), *actor);
-    let visible = db::read(&store, move |conn| visibility::visible(conn, &who, ConversationId(conversation_id)).map(|found| found.inbox.id)).await;
+    let visible = db::read(&store, move |conn| {
+        visibility::visible(conn, &who, ConversationId(conversation_id)).map(|found| found.inbox.id)
+    })
+    .await;
     let Ok(inbox) = visible else { return };
-    let payload = serde_json::json!({"conversation_id": conversation_id, "user_id": actor.user_id.get()}).to_string();
-    let mut event = ephemeral(actor.org_id.get(), kind, Some(conversation_id), payload, Some(actor.user_id.get()));
+    let payload =
+        serde_json::json!({"conversation_id": conversation_id, "user_id": actor.user_id.get()})
+            .to_string();
+    let mut event = ephemeral(
+        actor.org_id.get(),
+        kind,
+        Some(conversation_id),
+        payload,
+        Some(actor.user_id.get()),
+    );
     event.inbox_id = Some(inbox.get());
     state.bus.publish(event);
 }
@@ -441,10 +558,17 @@ pub fn start_retention(store: Store, retention: Duration) -> tokio::task::JoinHa
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
-            let cutoff = persistence::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
+            let cutoff = persistence::now()
+                - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
             let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.read(|conn| events::purge_before(conn, cutoff))).await {
-                Ok(Ok(purged)) if purged > 0 => tracing::info!(purged, "purged events past the retention window"),
+            match tokio::task::spawn_blocking(move || {
+                store.read(|conn| events::purge_before(conn, cutoff))
+            })
+            .await
+            {
+                Ok(Ok(purged)) if purged > 0 => {
+                    tracing::info!(purged, "purged events past the retention window")
+                }
                 Ok(Err(error)) => tracing::warn!(%error, "purging old events"),
                 _ => {}
             }

@@ -35,7 +35,10 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { queue_capacity: 256, poll_interval: Duration::from_millis(500) }
+        HubConfig {
+            queue_capacity: 256,
+            poll_interval: Duration::from_millis(500),
+        }
     }
 }
 
@@ -45,7 +48,10 @@ pub enum Outgoing {
     /// A live event the session's user may see.
     Event(Arc<BusEvent>),
     /// The answer to a resume: the missed events (already filtered), through `through`.
-    Replay { events: Vec<Arc<BusEvent>>, through: i64 },
+    Replay {
+        events: Vec<Arc<BusEvent>>,
+        through: i64,
+    },
     /// The resume cursor is older than the retention window.
     Expired,
     /// The server is shutting down.
@@ -61,9 +67,15 @@ pub struct SessionHandle {
 }
 
 enum Command {
-    Register { handle: SessionHandle, sender: mpsc::Sender<Outgoing> },
+    Register {
+        handle: SessionHandle,
+        sender: mpsc::Sender<Outgoing>,
+    },
     Unregister(SessionHandle),
-    Resume { handle: SessionHandle, after: i64 },
+    Resume {
+        handle: SessionHandle,
+        after: i64,
+    },
     Shutdown,
 }
 
@@ -76,18 +88,42 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the hub's task on the current runtime.
-    pub fn start(bus: Arc<dyn Bus>, audience: Arc<dyn Audience>, config: HubConfig, reconnections: Option<broadcast::Receiver<()>>) -> Arc<Hub> {
+    pub fn start(
+        bus: Arc<dyn Bus>,
+        audience: Arc<dyn Audience>,
+        config: HubConfig,
+        reconnections: Option<broadcast::Receiver<()>>,
+    ) -> Arc<Hub> {
         let (commands, receiver) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicUsize::new(0));
-        let state = State { orgs: HashMap::new(), audience, connected: connected.clone() };
-        tokio::spawn(run(state, bus, receiver, reconnections, config.poll_interval));
-        Arc::new(Hub { commands, next_id: AtomicU64::new(1), connected, queue_capacity: config.queue_capacity.max(8) })
+        let state = State {
+            orgs: HashMap::new(),
+            audience,
+            connected: connected.clone(),
+        };
+        tokio::spawn(run(
+            state,
+            bus,
+            receiver,
+            reconnections,
+            config.poll_interval,
+        ));
+        Arc::new(Hub {
+            commands,
+            next_id: AtomicU64::new(1),
+            connected,
+            queue_capacity: config.queue_capacity.max(8),
+        })
     }
 
     /// Registers a session; its events arrive on the returned receiver. When the hub drops
     /// the sender (the session was too slow), the receiver ends.
     pub fn register(&self, org: i64, user: i64) -> (SessionHandle, mpsc::Receiver<Outgoing>) {
-        let handle = SessionHandle { id: self.next_id.fetch_add(1, Ordering::Relaxed), org, user };
+        let handle = SessionHandle {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            org,
+            user,
+        };
         let (sender, receiver) = mpsc::channel(self.queue_capacity);
         let _ = self.commands.send(Command::Register { handle, sender });
         (handle, receiver)
@@ -185,7 +221,10 @@ async fn run(
 
 async fn recv_reconnection(receiver: &mut Option<broadcast::Receiver<()>>) -> bool {
     match receiver {
-        Some(receiver) => !matches!(receiver.recv().await, Err(broadcast::error::RecvError::Closed)),
+        Some(receiver) => !matches!(
+            receiver.recv().await,
+            Err(broadcast::error::RecvError::Closed)
+        ),
         None => std::future::pending().await,
     }
 }
@@ -197,11 +236,26 @@ impl State {
                 if !self.orgs.contains_key(&handle.org) {
                     let audience = self.audience.clone();
                     let org_id = handle.org;
-                    let cursor = blocking(move || audience.last_seq(org_id)).await.and_then(Result::ok).unwrap_or(0);
-                    self.orgs.insert(handle.org, Org { cursor, sessions: HashMap::new() });
+                    let cursor = blocking(move || audience.last_seq(org_id))
+                        .await
+                        .and_then(Result::ok)
+                        .unwrap_or(0);
+                    self.orgs.insert(
+                        handle.org,
+                        Org {
+                            cursor,
+                            sessions: HashMap::new(),
+                        },
+                    );
                 }
                 if let Some(org) = self.orgs.get_mut(&handle.org) {
-                    org.sessions.insert(handle.id, Session { user: handle.user, sender });
+                    org.sessions.insert(
+                        handle.id,
+                        Session {
+                            user: handle.user,
+                            sender,
+                        },
+                    );
                     self.connected.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -220,10 +274,15 @@ impl State {
     }
 
     async fn resume(&mut self, handle: SessionHandle, after: i64) {
-        let Some(cursor) = self.orgs.get(&handle.org).map(|org| org.cursor) else { return };
+        let Some(cursor) = self.orgs.get(&handle.org).map(|org| org.cursor) else {
+            return;
+        };
         let audience = self.audience.clone();
         let org = handle.org;
-        let retained = blocking(move || audience.first_retained(org)).await.and_then(Result::ok).flatten();
+        let retained = blocking(move || audience.first_retained(org))
+            .await
+            .and_then(Result::ok)
+            .flatten();
         let expired = match retained {
             Some(first) => after + 1 < first,
             // Nothing kept, yet events were written after the cursor: they are gone.
@@ -237,7 +296,10 @@ impl State {
         let mut from = after;
         while from < cursor {
             let audience = self.audience.clone();
-            let batch = blocking(move || audience.events_after(org, from, CATCH_UP_BATCH)).await.and_then(Result::ok).unwrap_or_default();
+            let batch = blocking(move || audience.events_after(org, from, CATCH_UP_BATCH))
+                .await
+                .and_then(Result::ok)
+                .unwrap_or_default();
             if batch.is_empty() {
                 break;
             }
@@ -252,19 +314,32 @@ impl State {
                 let user = handle.user;
                 let event = Arc::new(event);
                 let shared = event.clone();
-                let allowed = blocking(move || audience.recipients(&shared, &[user])).await.unwrap_or_default();
+                let allowed = blocking(move || audience.recipients(&shared, &[user]))
+                    .await
+                    .unwrap_or_default();
                 if allowed.contains(&user) {
                     missed.push(event);
                 }
             }
         }
-        self.send(handle.org, handle.id, Outgoing::Replay { events: missed, through: cursor });
+        self.send(
+            handle.org,
+            handle.id,
+            Outgoing::Replay {
+                events: missed,
+                through: cursor,
+            },
+        );
     }
 
     /// Queues a frame for one session; a full queue closes the session (it resumes later).
     fn send(&mut self, org_id: i64, id: u64, outgoing: Outgoing) {
-        let Some(org) = self.orgs.get_mut(&org_id) else { return };
-        let Some(session) = org.sessions.get(&id) else { return };
+        let Some(org) = self.orgs.get_mut(&org_id) else {
+            return;
+        };
+        let Some(session) = org.sessions.get(&id) else {
+            return;
+        };
         if session.sender.try_send(outgoing).is_err() {
             tracing::info!(session = id, "closing a session that cannot keep up");
             self.remove(org_id, id);
@@ -276,7 +351,9 @@ impl State {
             self.fan_out(event).await;
             return;
         }
-        let Some(cursor) = self.orgs.get(&event.org_id).map(|org| org.cursor) else { return };
+        let Some(cursor) = self.orgs.get(&event.org_id).map(|org| org.cursor) else {
+            return;
+        };
         if event.seq <= cursor {
             return;
         }
@@ -284,13 +361,22 @@ impl State {
             // Something committed earlier has not reached us (yet): read it from the log.
             self.catch_up(event.org_id, event.seq - 1).await;
         }
-        if self.orgs.get(&event.org_id).is_some_and(|org| event.seq == org.cursor + 1) {
+        if self
+            .orgs
+            .get(&event.org_id)
+            .is_some_and(|org| event.seq == org.cursor + 1)
+        {
             self.fan_out(event).await;
         }
     }
 
     async fn catch_up_all(&mut self) {
-        let orgs: Vec<i64> = self.orgs.iter().filter(|(_, org)| !org.sessions.is_empty()).map(|(id, _)| *id).collect();
+        let orgs: Vec<i64> = self
+            .orgs
+            .iter()
+            .filter(|(_, org)| !org.sessions.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
         for org in orgs {
             self.catch_up(org, i64::MAX).await;
         }
@@ -299,12 +385,17 @@ impl State {
     /// Fans out the logged events after the org's cursor, up to `through`.
     async fn catch_up(&mut self, org_id: i64, through: i64) {
         loop {
-            let Some(cursor) = self.orgs.get(&org_id).map(|org| org.cursor) else { return };
+            let Some(cursor) = self.orgs.get(&org_id).map(|org| org.cursor) else {
+                return;
+            };
             if cursor >= through {
                 return;
             }
             let audience = self.audience.clone();
-            let batch = blocking(move || audience.events_after(org_id, cursor, CATCH_UP_BATCH)).await.and_then(Result::ok).unwrap_or_default();
+            let batch = blocking(move || audience.events_after(org_id, cursor, CATCH_UP_BATCH))
+                .await
+                .and_then(Result::ok)
+                .unwrap_or_default();
             let full = batch.len() as i64 == CATCH_UP_BATCH;
             let mut progressed = false;
             for event in batch {
@@ -322,7 +413,9 @@ impl State {
 
     /// Hands the event to every session whose user may see it, and advances the cursor.
     async fn fan_out(&mut self, event: Arc<BusEvent>) {
-        let Some(org) = self.orgs.get(&event.org_id) else { return };
+        let Some(org) = self.orgs.get(&event.org_id) else {
+            return;
+        };
         let mut users: Vec<i64> = org.sessions.values().map(|session| session.user).collect();
         users.sort_unstable();
         users.dedup();
@@ -334,13 +427,22 @@ impl State {
         } else {
             let audience = self.audience.clone();
             let shared = event.clone();
-            blocking(move || audience.recipients(&shared, &users)).await.unwrap_or_default()
+            blocking(move || audience.recipients(&shared, &users))
+                .await
+                .unwrap_or_default()
         };
-        let Some(org) = self.orgs.get_mut(&event.org_id) else { return };
+        let Some(org) = self.orgs.get_mut(&event.org_id) else {
+            return;
+        };
         if !event.is_ephemeral() {
             org.cursor = org.cursor.max(event.seq);
         }
-        let targets: Vec<u64> = org.sessions.iter().filter(|(_, session)| allowed.contains(&session.user)).map(|(id, _)| *id).collect();
+        let targets: Vec<u64> = org
+            .sessions
+            .iter()
+            .filter(|(_, session)| allowed.contains(&session.user))
+            .map(|(id, _)| *id)
+            .collect();
         for id in targets {
             self.send(event.org_id, id, Outgoing::Event(event.clone()));
         }

@@ -40,13 +40,20 @@ impl BusEvent {
 
     /// The frame clients receive: `{"id", "type", "at", "data"}`; ephemeral events have no id.
     pub fn frame(&self) -> String {
-        let data = if self.payload.is_empty() { "null" } else { self.payload.as_str() };
+        let data = if self.payload.is_empty() {
+            "null"
+        } else {
+            self.payload.as_str()
+        };
         let event_type = serde_json::to_string(&self.event_type).unwrap_or_default();
         let at = serde_json::to_string(&self.at).unwrap_or_default();
         if self.is_ephemeral() {
             format!(r#"{{"type":{event_type},"at":{at},"data":{data}}}"#)
         } else {
-            format!(r#"{{"id":"{}","type":{event_type},"at":{at},"data":{data}}}"#, self.seq)
+            format!(
+                r#"{{"id":"{}","type":{event_type},"at":{at},"data":{data}}}"#,
+                self.seq
+            )
         }
     }
 }
@@ -128,7 +135,11 @@ mod tests {
         assert_eq!(frame["id"], "7");
         assert_eq!(frame["type"], "conversation.updated");
         assert_eq!(frame["data"]["conversation"]["id"], 3);
-        let typing = BusEvent { seq: 0, event_type: "typing".into(), ..event(0) };
+        let typing = BusEvent {
+            seq: 0,
+            event_type: "typing".into(),
+            ..event(0)
+        };
         let frame: serde_json::Value = serde_json::from_str(&typing.frame()).unwrap();
         assert!(frame.get("id").is_none());
     }

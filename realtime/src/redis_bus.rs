@@ -28,15 +28,28 @@ pub struct RedisBus {
 impl RedisBus {
     /// Starts the publisher and subscriber tasks (on the current tokio runtime).
     pub fn start(url: &str) -> Result<RedisBus, String> {
-        let client = redis::Client::open(url).map_err(|error| format!("invalid Redis URL: {error}"))?;
+        let client =
+            redis::Client::open(url).map_err(|error| format!("invalid Redis URL: {error}"))?;
         let (local, _) = broadcast::channel(4096);
         let (outgoing, receiver) = mpsc::channel(4096);
         let healthy = Arc::new(AtomicBool::new(false));
         let (reconnected, _) = broadcast::channel(16);
         let instance = instance_id();
         tokio::spawn(publisher(client.clone(), receiver, healthy.clone()));
-        tokio::spawn(subscriber(client, instance, local.clone(), healthy.clone(), reconnected.clone()));
-        Ok(RedisBus { instance, local, outgoing, healthy, reconnected })
+        tokio::spawn(subscriber(
+            client,
+            instance,
+            local.clone(),
+            healthy.clone(),
+            reconnected.clone(),
+        ));
+        Ok(RedisBus {
+            instance,
+            local,
+            outgoing,
+            healthy,
+            reconnected,
+        })
     }
 
     pub fn reconnections(&self) -> broadcast::Receiver<()> {
@@ -53,7 +66,9 @@ impl Bus for RedisBus {
             // A full queue means Redis is far behind or gone; the log has the event anyway.
             Ok(text) => {
                 if self.outgoing.try_send(text).is_err() {
-                    tracing::warn!("redis publish queue full; other instances will catch up from the log");
+                    tracing::warn!(
+                        "redis publish queue full; other instances will catch up from the log"
+                    );
                 }
             }
             Err(error) => tracing::error!(%error, "encoding an event"),
@@ -77,7 +92,11 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
-async fn publisher(client: redis::Client, mut receiver: mpsc::Receiver<String>, healthy: Arc<AtomicBool>) {
+async fn publisher(
+    client: redis::Client,
+    mut receiver: mpsc::Receiver<String>,
+    healthy: Arc<AtomicBool>,
+) {
     let mut attempt = 0;
     'connect: loop {
         let mut conn = match client.get_multiplexed_async_connection().await {
@@ -91,7 +110,11 @@ async fn publisher(client: redis::Client, mut receiver: mpsc::Receiver<String>, 
         };
         attempt = 0;
         while let Some(text) = receiver.recv().await {
-            let sent: Result<i64, _> = redis::cmd("PUBLISH").arg(CHANNEL).arg(&text).query_async(&mut conn).await;
+            let sent: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(&text)
+                .query_async(&mut conn)
+                .await;
             if let Err(error) = sent {
                 // Dropped: subscribers catch up from the log when they notice.
                 tracing::warn!(%error, "redis publish failed");
@@ -142,7 +165,9 @@ async fn subscriber(
         tracing::info!("redis subscription established");
         let mut messages = pubsub.on_message();
         while let Some(message) = messages.next().await {
-            let Ok(text) = message.get_payload::<String>() else { continue };
+            let Ok(text) = message.get_payload::<String>() else {
+                continue;
+            };
             match serde_json::from_str::<BusEvent>(&text) {
                 Ok(event) if event.origin == instance => {}
                 Ok(event) => {

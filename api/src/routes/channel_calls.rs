@@ -18,6 +18,9 @@ use crate::state::AppState;
 
 pub const SIGNATURE_HEADER: &str = "X-Switchboard-Signature";
 
+/// How often an inbound message is retried after losing a race to a concurrent one.
+const INBOUND_ATTEMPTS: usize = 4;
+
 /// `sha256=<hex>` of the body under `secret`: what providers send and what we send them.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac =
@@ -93,39 +96,53 @@ pub async fn receive_inbound_message(
 ) -> Result<web::Json<InboundResult>, ApiError> {
     let (channel, inbound): (Channel, InboundMessage) =
         authenticate(&state, &request, path.into_inner(), &body).await?;
-    let attempt = {
-        let (channel, inbound) = (channel.clone(), inbound.clone());
-        db::write(&state.store, move |conn| {
-            let mut outbox = Outbox::new();
-            let result = messaging::receive(conn, &channel, &inbound, &mut outbox)?;
-            Ok((result, outbox))
-        })
-        .await
-    };
-    match attempt {
-        Ok((result, outbox)) => {
-            outbox.publish(&state);
-            Ok(web::Json(result))
-        }
-        // A concurrent replay of the same message committed first: answer with its ids.
-        Err(ApiError::Conflict { .. }) => {
-            let external_id = inbound.external_id.clone();
-            let id = channel.id;
-            db::read(&state.store, move |conn| {
-                persistence::repo::receipts::find_inbound(conn, id, &external_id)?
-                    .map(|(conversation, message)| InboundResult {
-                        conversation_id: conversation.get(),
-                        message_id: message.get(),
-                    })
-                    .ok_or_else(|| ApiError::Conflict {
-                        code: "duplicate",
-                        detail: "a concurrent request conflicted; retry".into(),
-                    })
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let attempt = {
+            let (channel, inbound) = (channel.clone(), inbound.clone());
+            db::write(&state.store, move |conn| {
+                let mut outbox = Outbox::new();
+                let result = messaging::receive(conn, &channel, &inbound, &mut outbox)?;
+                Ok((result, outbox))
             })
             .await
-            .map(web::Json)
+        };
+        match attempt {
+            Ok((result, outbox)) => {
+                outbox.publish(&state);
+                return Ok(web::Json(result));
+            }
+            Err(ApiError::Conflict { .. }) => {
+                // A concurrent replay of the same message committed first: answer with its ids.
+                let external_id = inbound.external_id.clone();
+                let id = channel.id;
+                let replayed = db::read(&state.store, move |conn| {
+                    Ok(persistence::repo::receipts::find_inbound(
+                        conn,
+                        id,
+                        &external_id,
+                    )?)
+                })
+                .await?;
+                if let Some((conversation, message)) = replayed {
+                    return Ok(web::Json(InboundResult {
+                        conversation_id: conversation.get(),
+                        message_id: message.get(),
+                    }));
+                }
+                // Another message from the same customer created their contact or their open
+                // conversation first (several texts at once, e.g. a long one split by the
+                // carrier): run again, it finds them now instead of losing this message.
+                if attempts >= INBOUND_ATTEMPTS {
+                    return Err(ApiError::Conflict {
+                        code: "duplicate",
+                        detail: "a concurrent request conflicted; retry".into(),
+                    });
+                }
+            }
+            Err(error) => return Err(error),
         }
-        Err(error) => Err(error),
     }
 }
 

@@ -651,7 +651,10 @@ pub async fn list_messages(
         .into_iter()
         .map(|message| {
             let token = tokens.remove(&message.id);
-            openapi::Message { survey_token: token, ..present::message(message) }
+            openapi::Message {
+                survey_token: token,
+                ..present::message(message)
+            }
         })
         .collect();
     Ok(web::Json(MessagePage { items, next_cursor }))

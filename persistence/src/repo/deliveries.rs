@@ -53,13 +53,28 @@ pub struct Due {
     pub attempts: i32,
 }
 
+/// Whether any delivery is due and free at `now`: a plain read, so an idle poll neither
+/// writes nor waits for the writers.
+pub fn any_due(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let at = to_db(now);
+    let found: Option<i64> = d::table
+        .filter(d::done_at.is_null().and(d::next_attempt_at.le(at)))
+        .filter(d::leased_until.is_null().or(d::leased_until.lt(at)))
+        .select(d::id)
+        .first(conn)
+        .optional()?;
+    Ok(found.is_some())
+}
+
 /// Leases up to `limit` due deliveries until `now + lease_for`, oldest due first.
 ///
 /// Each candidate is claimed by its own conditional UPDATE, kept only when it changed one
-/// row: on PostgreSQL a concurrent claimer blocks on the row and then re-checks the
-/// condition against the committed lease, so two instances never lease the same row. (Plain
-/// statements, because `FOR UPDATE SKIP LOCKED` does not compile through MultiConnection.)
-/// Call it outside a transaction, so that each claim is visible to the others at once.
+/// row: on PostgreSQL a concurrent claimer blocks on the row until the first one commits,
+/// then re-checks the condition against the committed lease and skips it, so two instances
+/// never lease the same row. (Plain statements, because `FOR UPDATE SKIP LOCKED` does not
+/// compile through MultiConnection.) Run it in a short transaction of its own: on SQLite
+/// that queues it behind the other writers, and on PostgreSQL it only holds the claimed
+/// rows until it commits.
 pub fn lease_due(
     conn: &mut DbConnection,
     now: DateTime<Utc>,
@@ -69,7 +84,7 @@ pub fn lease_due(
     let at = to_db(now);
     let until = to_db(now + lease_for);
     let free = d::leased_until.is_null().or(d::leased_until.lt(at));
-    let candidates: Vec<i64> = d::table
+    let mut candidates: Vec<i64> = d::table
         .filter(
             d::done_at
                 .is_null()
@@ -80,6 +95,9 @@ pub fn lease_due(
         .limit(limit)
         .select(d::id)
         .load(conn)?;
+    // Claimed in id order, the same in every instance, so two claimers never wait on each
+    // other's rows in a cycle (a deadlock).
+    candidates.sort_unstable();
     let mut leased = Vec::with_capacity(candidates.len());
     for id in candidates {
         let claimed =

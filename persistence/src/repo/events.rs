@@ -113,12 +113,20 @@ pub fn after(
 
 /// The organization's newest cursor (0 before its first event).
 pub fn last_seq(conn: &mut DbConnection, org: OrgId) -> Result<i64, StoreError> {
-    Ok(organizations::table.find(org.get()).select(organizations::event_seq).first(conn).optional()?.unwrap_or(0))
+    Ok(organizations::table
+        .find(org.get())
+        .select(organizations::event_seq)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// The oldest cursor the log still holds for the organization.
 pub fn first_retained(conn: &mut DbConnection, org: OrgId) -> Result<Option<i64>, StoreError> {
-    Ok(events::table.filter(events::org_id.eq(org.get())).select(diesel::dsl::min(events::seq)).first(conn)?)
+    Ok(events::table
+        .filter(events::org_id.eq(org.get()))
+        .select(diesel::dsl::min(events::seq))
+        .first(conn)?)
 }
 
 /// Forgets events older than `cutoff` (the retention window); returns how many.

@@ -9,6 +9,12 @@ mod admin;
 mod admin_channels;
 mod admin_inboxes;
 mod auth;
+mod conversation_rules;
+mod conversations;
+mod delivery;
+#[allow(dead_code)] // scenario builders shared by modules that each use a part
+mod fixtures;
 mod migrations;
 mod smoke;
 mod spec;
+mod visibility_property;

@@ -439,3 +439,13 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
         body,
     }
 }
+
+impl TestApp {
+    /// Another server on this test's database (a restart, or a second instance), with the
+    /// test configuration changed by `configure`. The caller stops it.
+    pub async fn spawn_another(&self, configure: impl FnOnce(&mut Config)) -> Running {
+        let mut config = test_config(&self.inner._db);
+        configure(&mut config);
+        spawn(config).await.expect("another server starts")
+    }
+}
