@@ -7,6 +7,7 @@ pub mod ids;
 pub mod model;
 pub mod phone;
 pub mod policy;
+pub mod routing;
 pub mod validate;
 
 pub use error::{DomainError, FieldError};

@@ -371,8 +371,12 @@ pub fn receive(
         "message.created",
         &present::message(message.clone()),
     )?;
-    let neutral = present::one(conn, org, None, updated)?;
+    let is_new = updated.message_count == 1;
+    let neutral = present::one(conn, org, None, updated.clone())?;
     outbox.conversation(conn, "conversation.updated", &neutral)?;
+    if is_new {
+        super::auto_assign::route(conn, org, &updated, outbox)?;
+    }
     Ok(wire::InboundResult {
         conversation_id: conversation.id.get(),
         message_id: message.id.get(),

@@ -292,3 +292,32 @@ pub fn set_logged_in(
     .execute(conn)?;
     Ok(updated == 1)
 }
+
+/// The members who take new conversations now: logged in to the inbox's queue, active,
+/// not away; with the open conversations of this inbox each holds.
+pub fn queue_candidates(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<domain::routing::Candidate>, StoreError> {
+    use crate::schema::{conversations, users};
+    let members: Vec<i64> = inbox_members::table
+        .inner_join(users::table.on(users::id.eq(inbox_members::user_id)))
+        .filter(inbox_members::inbox_id.eq(inbox.get()))
+        .filter(inbox_members::logged_in.eq(true))
+        .filter(users::active.eq(true))
+        .filter(users::status.ne(domain::UserStatus::Away.as_str()))
+        .order(inbox_members::user_id)
+        .select(inbox_members::user_id)
+        .load(conn)?;
+    let loads: Vec<(Option<i64>, i64)> = conversations::table
+        .filter(conversations::inbox_id.eq(inbox.get()))
+        .filter(conversations::status.eq("open"))
+        .filter(conversations::assignee_id.eq_any(&members))
+        .group_by(conversations::assignee_id)
+        .select((conversations::assignee_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(members
+        .into_iter()
+        .map(|id| domain::routing::Candidate {
+            user_id: UserId(id),
+            open_assigned: loads.iter().find(|(user, _)| *user == Some(id)).map_or(0, |(_, count)| *count),
+        })
+        .collect())
+}

@@ -18,3 +18,6 @@ mod migrations;
 mod smoke;
 mod spec;
 mod visibility_property;
+mod realtime;
+mod realtime_scale;
+mod routing;
