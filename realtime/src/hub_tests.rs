@@ -1,0 +1,183 @@
+//! The hub against an in-memory log: order, gaps, duplicates, slow sessions, resume.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::LocalBus;
+
+/// An in-memory event log; user 99 may see nothing.
+#[derive(Default)]
+struct MemoryLog {
+    events: Mutex<Vec<BusEvent>>,
+    first_retained: Mutex<Option<i64>>,
+}
+
+impl MemoryLog {
+    fn write(&self, seq: i64) -> BusEvent {
+        let event = event(seq);
+        self.events.lock().unwrap().push(event.clone());
+        event
+    }
+}
+
+impl Audience for MemoryLog {
+    fn recipients(&self, _event: &BusEvent, users: &[i64]) -> Vec<i64> {
+        users.iter().copied().filter(|user| *user != 99).collect()
+    }
+
+    fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String> {
+        let events = self.events.lock().unwrap();
+        Ok(events.iter().filter(|event| event.org_id == org && event.seq > seq).take(limit as usize).cloned().collect())
+    }
+
+    fn last_seq(&self, org: i64) -> Result<i64, String> {
+        Ok(self.events.lock().unwrap().iter().filter(|event| event.org_id == org).map(|event| event.seq).max().unwrap_or(0))
+    }
+
+    fn first_retained(&self, _org: i64) -> Result<Option<i64>, String> {
+        let explicit = *self.first_retained.lock().unwrap();
+        Ok(explicit.or_else(|| self.events.lock().unwrap().first().map(|event| event.seq)))
+    }
+}
+
+fn event(seq: i64) -> BusEvent {
+    BusEvent {
+        org_id: 1,
+        seq,
+        event_type: "message.created".into(),
+        inbox_id: Some(1),
+        conversation_id: Some(1),
+        payload: "{}".into(),
+        at: "2026-11-21T09:30:00.000Z".into(),
+        from_user: None,
+        origin: 0,
+    }
+}
+
+fn setup(capacity: usize) -> (Arc<LocalBus>, Arc<MemoryLog>, Arc<Hub>) {
+    let bus = Arc::new(LocalBus::new(1024));
+    let log = Arc::new(MemoryLog::default());
+    let config = HubConfig { queue_capacity: capacity, poll_interval: Duration::from_secs(3600) };
+    let hub = Hub::start(bus.clone(), log.clone(), config, None);
+    (bus, log, hub)
+}
+
+async fn next(receiver: &mut mpsc::Receiver<Outgoing>) -> Outgoing {
+    tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await.expect("a frame in time").expect("the queue is open")
+}
+
+async fn next_seq(receiver: &mut mpsc::Receiver<Outgoing>) -> i64 {
+    match next(receiver).await {
+        Outgoing::Event(event) => event.seq,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+/// Registration goes through the hub's task; wait until it has happened.
+async fn registered(hub: &Hub, count: usize) {
+    for _ in 0..500 {
+        if hub.connected() == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("sessions did not register");
+}
+
+#[tokio::test]
+async fn events_reach_sessions_in_cursor_order_once() {
+    let (bus, log, hub) = setup(64);
+    let (_, mut queue) = hub.register(1, 7);
+    registered(&hub, 1).await;
+    for seq in 1..=3 {
+        bus.publish(log.write(seq));
+    }
+    // A duplicate (e.g. the same event from Redis and locally) is dropped.
+    bus.publish(event(2));
+    bus.publish(log.write(4));
+    for expected in 1..=4 {
+        assert_eq!(next_seq(&mut queue).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn a_gap_is_filled_from_the_log_before_the_later_event() {
+    let (bus, log, hub) = setup(64);
+    let (_, mut queue) = hub.register(1, 7);
+    registered(&hub, 1).await;
+    // 1 and 2 committed but their publishes were lost; 3 arrives first.
+    log.write(1);
+    log.write(2);
+    bus.publish(log.write(3));
+    for expected in 1..=3 {
+        assert_eq!(next_seq(&mut queue).await, expected);
+    }
+}
+
+#[tokio::test]
+async fn users_who_may_not_see_an_event_do_not_get_it() {
+    let (bus, log, hub) = setup(64);
+    let (_, mut allowed) = hub.register(1, 7);
+    let (_, mut refused) = hub.register(1, 99);
+    let (_, mut other_org) = hub.register(2, 8);
+    registered(&hub, 3).await;
+    bus.publish(log.write(1));
+    assert_eq!(next_seq(&mut allowed).await, 1);
+    assert!(tokio::time::timeout(Duration::from_millis(200), refused.recv()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(50), other_org.recv()).await.is_err());
+}
+
+#[tokio::test]
+async fn a_session_that_cannot_keep_up_is_dropped_without_slowing_others() {
+    let (bus, log, hub) = setup(8);
+    let (_, mut slow) = hub.register(1, 7);
+    let (_, mut fast) = hub.register(1, 8);
+    registered(&hub, 2).await;
+    for seq in 1..=20 {
+        bus.publish(log.write(seq));
+        assert_eq!(next_seq(&mut fast).await, seq);
+    }
+    // The slow one got what fit, then its queue was closed: it must reconnect and resume.
+    let mut received = 0;
+    while let Some(frame) = slow.recv().await {
+        assert!(matches!(frame, Outgoing::Event(_)));
+        received += 1;
+    }
+    assert_eq!(received, 8);
+    registered(&hub, 1).await;
+}
+
+#[tokio::test]
+async fn resume_replays_what_was_missed_and_refuses_expired_cursors() {
+    let (bus, log, hub) = setup(64);
+    for seq in 1..=5 {
+        log.write(seq);
+    }
+    let (handle, mut queue) = hub.register(1, 7);
+    registered(&hub, 1).await;
+    hub.resume(handle, 2);
+    match next(&mut queue).await {
+        Outgoing::Replay { events, through } => {
+            assert_eq!(events.iter().map(|event| event.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+            assert_eq!(through, 5);
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    bus.publish(log.write(6));
+    assert_eq!(next_seq(&mut queue).await, 6);
+
+    *log.first_retained.lock().unwrap() = Some(4);
+    hub.resume(handle, 1);
+    assert!(matches!(next(&mut queue).await, Outgoing::Expired));
+}
+
+#[tokio::test]
+async fn shutdown_reaches_every_session() {
+    let (_bus, _log, hub) = setup(64);
+    let (_, mut first) = hub.register(1, 7);
+    let (_, mut second) = hub.register(2, 8);
+    registered(&hub, 2).await;
+    hub.shutdown();
+    assert!(matches!(next(&mut first).await, Outgoing::Shutdown));
+    assert!(matches!(next(&mut second).await, Outgoing::Shutdown));
+}
