@@ -77,3 +77,31 @@ mod tests {
         assert_eq!(limit(Some(100)).unwrap(), 100);
     }
 }
+
+/// An order-preserving key for an id (zero-padded, so text order is number order).
+pub fn id_key(id: i64) -> String {
+    format!("{id:020}")
+}
+
+/// Pages a short list held in memory (an organization's inboxes, tags, an inbox's members
+/// and channels): sorted by `key`, the items after the cursor's key, at most `limit`.
+pub fn in_memory<T>(mut items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<i64>, cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let limit = self::limit(limit)?;
+    let after = match cursor {
+        Some(cursor) => match decode(cursor)?.as_slice() {
+            [key] => Some(key.clone()),
+            _ => return Err(ApiError::BadRequest("cursor is not valid".into())),
+        },
+        None => None,
+    };
+    items.sort_by_key(|item| key(item));
+    let mut page: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.as_ref().is_none_or(|after| key(item) > *after))
+        .take(limit as usize + 1)
+        .collect();
+    let has_more = page.len() as i64 > limit;
+    page.truncate(limit as usize);
+    let next = if has_more { page.last().map(|item| encode(&[key(item)])) } else { None };
+    Ok((page, next))
+}

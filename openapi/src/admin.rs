@@ -272,4 +272,7 @@ pub struct UpdateCannedResponse {
 #[serde(deny_unknown_fields)]
 pub struct CannedQuery {
     pub q: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
 }

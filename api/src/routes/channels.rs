@@ -3,13 +3,13 @@
 use actix_web::{HttpResponse, get, post, web};
 use domain::error::Validator;
 use domain::{ChannelType, InboxId, InboxKind, policy, validate};
-use openapi::{Channel, ChannelPage, CreateChannel, CreatedChannel, Problem};
+use openapi::{Channel, ChannelPage, CreateChannel, CreatedChannel, PageQuery, Problem};
 use persistence::repo::channels::{self, NewChannel};
 use persistence::repo::{conversations, inboxes};
 
 use super::inboxes::visible_inbox;
 use crate::auth::{Caller, random_token};
-use crate::db;
+use crate::{db, paging};
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 
@@ -18,7 +18,7 @@ use crate::state::AppState;
     tag = "channels",
     operation_id = "list_channels",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Inbox id")),
+    params(("id" = i64, Path, description = "Inbox id"), PageQuery),
     responses((status = 200, body = ChannelPage), (status = 404, body = Problem))
 )]
 #[get("/v1/inboxes/{id}/channels")]
@@ -26,6 +26,7 @@ pub async fn list_channels(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<ChannelPage>, ApiError> {
     let (actor, id) = (caller.actor(), InboxId(path.into_inner()));
     let list = db::read(&state.store, move |conn| {
@@ -33,10 +34,8 @@ pub async fn list_channels(
         Ok(channels::list_for_inbox(conn, id)?)
     })
     .await?;
-    Ok(web::Json(ChannelPage {
-        items: list.into_iter().map(Channel::from).collect(),
-        next_cursor: None,
-    }))
+    let (items, next_cursor) = paging::in_memory(list, |channel| paging::id_key(channel.id.get()), query.limit, query.cursor.as_deref())?;
+    Ok(web::Json(ChannelPage { items: items.into_iter().map(Channel::from).collect(), next_cursor }))
 }
 
 /// Attaches a channel to the inbox. The response carries `inbound_secret`, which signs the

@@ -6,13 +6,15 @@ use domain::{
     Actor, DomainError, Inbox as InboxModel, InboxId, InboxKind, InboxSettings, UserId, policy,
     validate,
 };
-use openapi::{CreateInbox, Inbox, InboxMember, InboxMemberPage, InboxPage, Problem, UpdateInbox};
+use openapi::{
+    CreateInbox, Inbox, InboxMember, InboxMemberPage, InboxPage, PageQuery, Problem, UpdateInbox,
+};
 use persistence::DbConnection;
 use persistence::repo::{inboxes, users};
 
 use crate::auth::Caller;
-use crate::db;
 use crate::error::ApiError;
+use crate::{db, paging};
 use crate::state::AppState;
 
 /// The inbox if the actor may see it, and whether they are a member of it.
@@ -32,12 +34,14 @@ pub(crate) fn visible_inbox(
     tag = "inboxes",
     operation_id = "list_inboxes",
     security(("bearer" = [])),
+    params(PageQuery),
     responses((status = 200, body = InboxPage))
 )]
 #[get("/v1/inboxes")]
 pub async fn list_inboxes(
     state: web::Data<AppState>,
     caller: Caller,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<InboxPage>, ApiError> {
     let actor = caller.actor();
     let list = db::read(&state.store, move |conn| {
@@ -48,10 +52,8 @@ pub async fn list_inboxes(
         })
     })
     .await?;
-    Ok(web::Json(InboxPage {
-        items: list.into_iter().map(Inbox::from).collect(),
-        next_cursor: None,
-    }))
+    let (items, next_cursor) = paging::in_memory(list, |inbox| paging::id_key(inbox.id.get()), query.limit, query.cursor.as_deref())?;
+    Ok(web::Json(InboxPage { items: items.into_iter().map(Inbox::from).collect(), next_cursor }))
 }
 
 /// Creates an inbox. A private inbox needs its owner, who becomes its only member.
@@ -222,7 +224,7 @@ fn member_page(
     tag = "inboxes",
     operation_id = "list_inbox_members",
     security(("bearer" = [])),
-    params(("id" = i64, Path)),
+    params(("id" = i64, Path), PageQuery),
     responses((status = 200, body = InboxMemberPage), (status = 404, body = Problem))
 )]
 #[get("/v1/inboxes/{id}/members")]
@@ -230,6 +232,7 @@ pub async fn list_inbox_members(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<InboxMemberPage>, ApiError> {
     let (actor, id) = (caller.actor(), InboxId(path.into_inner()));
     let items = db::read(&state.store, move |conn| {
@@ -237,10 +240,8 @@ pub async fn list_inbox_members(
         member_page(conn, &actor, id)
     })
     .await?;
-    Ok(web::Json(InboxMemberPage {
-        items,
-        next_cursor: None,
-    }))
+    let (items, next_cursor) = paging::in_memory(items, |member| paging::id_key(member.user_id), query.limit, query.cursor.as_deref())?;
+    Ok(web::Json(InboxMemberPage { items, next_cursor }))
 }
 
 /// Makes a user a member of the inbox (idempotent); they start logged in to its queue.

@@ -2,11 +2,11 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use domain::{policy, validate};
-use openapi::{CreateTag, Problem, Tag, TagPage};
+use openapi::{CreateTag, PageQuery, Problem, Tag, TagPage};
 use persistence::repo::tags;
 
 use crate::auth::Caller;
-use crate::db;
+use crate::{db, paging};
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 
@@ -17,19 +17,21 @@ const DEFAULT_COLOR: &str = "#8a8f98";
     tag = "tags",
     operation_id = "list_tags",
     security(("bearer" = [])),
+    params(PageQuery),
     responses((status = 200, body = TagPage))
 )]
 #[get("/v1/tags")]
 pub async fn list_tags(
     state: web::Data<AppState>,
     caller: Caller,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<TagPage>, ApiError> {
     let org = caller.org();
     let list = db::read(&state.store, move |conn| Ok(tags::list(conn, org)?)).await?;
-    Ok(web::Json(TagPage {
-        items: list.into_iter().map(Tag::from).collect(),
-        next_cursor: None,
-    }))
+    // By name, case-insensitively (ties by exact spelling), as the list is shown.
+    let by_name = |tag: &domain::Tag| format!("{}\u{0}{}", tag.name.to_lowercase(), tag.name);
+    let (items, next_cursor) = paging::in_memory(list, by_name, query.limit, query.cursor.as_deref())?;
+    Ok(web::Json(TagPage { items: items.into_iter().map(Tag::from).collect(), next_cursor }))
 }
 
 #[utoipa::path(
