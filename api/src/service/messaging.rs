@@ -147,6 +147,19 @@ fn body_from(
     Ok(validate::text("body", &body, MAX_BODY_CHARS)?)
 }
 
+/// The contact's open conversation on the channel, or a new one in the channel's inbox
+/// (closed is final: a new message after a close starts a new conversation).
+fn open_conversation(conn: &mut DbConnection, channel: &Channel, contact: ContactId, outbox: &mut Outbox) -> Result<Conversation, ApiError> {
+    if let Some(open) = conversations::find_open(conn, channel.id, contact)? {
+        return Ok(open);
+    }
+    let new = NewConversation { org_id: channel.org_id, inbox_id: channel.inbox_id, channel_id: channel.id, contact_id: contact, archived: false };
+    let created = conversations::insert(conn, new)?;
+    let neutral = present::one(conn, channel.org_id, None, created.clone())?;
+    outbox.conversation(conn, "conversation.created", &neutral)?;
+    Ok(created)
+}
+
 /// An agent's reply or internal note.
 pub fn send(
     conn: &mut DbConnection,
@@ -235,24 +248,7 @@ pub fn start(
         MessageKind::Message,
         contact.opted_out_sms,
     )?;
-    let conversation = match conversations::find_open(conn, channel.id, contact.id)? {
-        Some(open) => open,
-        None => {
-            let created = conversations::insert(
-                conn,
-                NewConversation {
-                    org_id: actor.org_id,
-                    inbox_id: inbox.id,
-                    channel_id: channel.id,
-                    contact_id: contact.id,
-                    archived: false,
-                },
-            )?;
-            let neutral = present::one(conn, actor.org_id, None, created.clone())?;
-            outbox.conversation(conn, "conversation.created", &neutral)?;
-            created
-        }
-    };
+    let conversation = open_conversation(conn, &channel, contact.id, outbox)?;
     let thread = Thread {
         conversation: &conversation,
         channel: &channel,
@@ -323,24 +319,7 @@ pub fn receive(
         }
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.
-    let conversation = match conversations::find_open(conn, channel.id, contact.id)? {
-        Some(open) => open,
-        None => {
-            let created = conversations::insert(
-                conn,
-                NewConversation {
-                    org_id: org,
-                    inbox_id: channel.inbox_id,
-                    channel_id: channel.id,
-                    contact_id: contact.id,
-                    archived: false,
-                },
-            )?;
-            let neutral = present::one(conn, org, None, created.clone())?;
-            outbox.conversation(conn, "conversation.created", &neutral)?;
-            created
-        }
-    };
+    let conversation = open_conversation(conn, channel, contact.id, outbox)?;
     let message = messages::insert(
         conn,
         messages::NewMessage {
