@@ -56,27 +56,6 @@ pub fn next_id_cursor(has_more: bool, last_id: Option<i64>) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_cursors_round_trip_and_garbage_is_refused() {
-        let cursor = next_id_cursor(true, Some(42)).unwrap();
-        assert_eq!(after_id(Some(&cursor)).unwrap(), Some(42));
-        assert!(after_id(Some("%%%")).is_err());
-        assert!(after_id(Some(&encode(&["x".into()]))).is_err());
-        assert_eq!(next_id_cursor(false, Some(42)), None);
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        assert_eq!(limit(None).unwrap(), DEFAULT_LIMIT);
-        assert!(limit(Some(0)).is_err());
-        assert!(limit(Some(101)).is_err());
-        assert_eq!(limit(Some(100)).unwrap(), 100);
-    }
-}
 
 /// An order-preserving key for an id (zero-padded, so text order is number order).
 pub fn id_key(id: i64) -> String {
@@ -104,4 +83,26 @@ pub fn in_memory<T>(mut items: Vec<T>, key: impl Fn(&T) -> String, limit: Option
     page.truncate(limit as usize);
     let next = if has_more { page.last().map(|item| encode(&[key(item)])) } else { None };
     Ok((page, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_cursors_round_trip_and_garbage_is_refused() {
+        let cursor = next_id_cursor(true, Some(42)).unwrap();
+        assert_eq!(after_id(Some(&cursor)).unwrap(), Some(42));
+        assert!(after_id(Some("%%%")).is_err());
+        assert!(after_id(Some(&encode(&["x".into()]))).is_err());
+        assert_eq!(next_id_cursor(false, Some(42)), None);
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(limit(None).unwrap(), DEFAULT_LIMIT);
+        assert!(limit(Some(0)).is_err());
+        assert!(limit(Some(101)).is_err());
+        assert_eq!(limit(Some(100)).unwrap(), 100);
+    }
 }

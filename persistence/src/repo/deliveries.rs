@@ -36,7 +36,7 @@ pub fn enqueue(
 }
 
 /// A leased delivery, with everything needed to send it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Due {
     pub id: i64,
     pub org_id: OrgId,
@@ -51,6 +51,23 @@ pub struct Due {
     pub body: String,
     /// Attempts made before this one.
     pub attempts: i32,
+}
+
+/// Without the secret, so that a logged or asserted `Due` does not leak it.
+impl std::fmt::Debug for Due {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Due")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("message_id", &self.message_id)
+            .field("conversation_id", &self.conversation_id)
+            .field("channel", &self.channel)
+            .field("inbound_secret", &"***")
+            .field("to", &self.to)
+            .field("body", &self.body)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
 }
 
 /// Whether any delivery is due and free at `now`: a plain read, so an idle poll neither
