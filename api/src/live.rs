@@ -70,6 +70,18 @@ pub struct DbAudience {
 }
 
 impl DbAudience {
+    /// Which of `users` are active users of the event's organization.
+    fn active(&self, event: &BusEvent, users: &[i64]) -> Result<Vec<i64>, ApiError> {
+        let ids: Vec<UserId> = users.iter().copied().map(UserId).collect();
+        let mut conn = self.store.conn()?;
+        let people = users::get_many(&mut conn, OrgId(event.org_id), &ids)?;
+        Ok(people
+            .into_iter()
+            .filter(|person| person.active)
+            .map(|person| person.id.get())
+            .collect())
+    }
+
     fn conversation_recipients(
         &self,
         event: &BusEvent,
@@ -143,15 +155,17 @@ impl DbAudience {
 
 impl Audience for DbAudience {
     fn recipients(&self, event: &BusEvent, users: &[i64]) -> Vec<i64> {
-        if event.conversation_id.is_none() {
-            // Contacts and presence are the whole organization's.
-            return users.to_vec();
-        }
-        self.conversation_recipients(event, users)
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "deciding event recipients");
-                Vec::new()
-            })
+        let decided = if event.conversation_id.is_none() {
+            // Contacts and presence are the whole organization's: its active users (a
+            // deactivated user's socket still open hears nothing more).
+            self.active(event, users)
+        } else {
+            self.conversation_recipients(event, users)
+        };
+        decided.unwrap_or_else(|error| {
+            tracing::warn!(%error, "deciding event recipients");
+            Vec::new()
+        })
     }
 
     fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String> {
@@ -418,7 +432,15 @@ async fn run_session(
     let reason = loop {
         tokio::select! {
             frame = stream.next() => {
-                let Some(Ok(frame)) = frame else { break None };
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    // Larger than MAX_FRAME, invalid UTF-8, not WebSocket: a bad frame.
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "closing a socket that sent a bad frame");
+                        break close(CLOSE_BAD_FRAME, "frame too large or malformed");
+                    }
+                    None => break None,
+                };
                 last_heard = Instant::now();
                 let text = match frame {
                     actix_ws::AggregatedMessage::Text(text) => text,

@@ -100,6 +100,7 @@ impl Hub {
             orgs: HashMap::new(),
             audience,
             connected: connected.clone(),
+            origin: bus.instance(),
         };
         tokio::spawn(run(
             state,
@@ -164,6 +165,8 @@ struct State {
     orgs: HashMap<i64, Org>,
     audience: Arc<dyn Audience>,
     connected: Arc<AtomicUsize>,
+    /// This instance's id on the bus (see [`Bus::instance`]).
+    origin: u64,
 }
 
 const CATCH_UP_BATCH: i64 = 500;
@@ -266,10 +269,18 @@ impl State {
     }
 
     fn remove(&mut self, org_id: i64, id: u64) {
-        if let Some(org) = self.orgs.get_mut(&org_id)
-            && org.sessions.remove(&id).is_some()
-        {
-            self.connected.fetch_sub(1, Ordering::Relaxed);
+        let Some(org) = self.orgs.get_mut(&org_id) else {
+            return;
+        };
+        if org.sessions.remove(&id).is_none() {
+            return;
+        }
+        self.connected.fetch_sub(1, Ordering::Relaxed);
+        if org.sessions.is_empty() {
+            // Nobody left to deliver to, so nothing keeps the cursor current (catch-ups skip
+            // such orgs): the next session starts again from the log's newest cursor rather
+            // than receiving what happened before it connected.
+            self.orgs.remove(&org_id);
         }
     }
 
@@ -355,6 +366,14 @@ impl State {
             return;
         };
         if event.seq <= cursor {
+            return;
+        }
+        if event.origin != self.origin {
+            // Another instance's event: the bus only rings the bell, and what is delivered
+            // comes from this deployment's log, never from the message. (A Redis shared with
+            // another deployment, whose organizations and cursors overlap ours, must neither
+            // leak its events here nor take our cursors.)
+            self.catch_up(event.org_id, event.seq).await;
             return;
         }
         if event.seq > cursor + 1 {

@@ -68,6 +68,11 @@ pub trait Bus: Send + Sync {
     fn healthy(&self) -> bool {
         true
     }
+    /// This instance's id on the bus: the `origin` of the events it publishes (0 for a bus
+    /// that stays within one process). Events of another origin are only a doorbell.
+    fn instance(&self) -> u64 {
+        0
+    }
     fn name(&self) -> &'static str;
 }
 

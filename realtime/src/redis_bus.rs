@@ -19,7 +19,10 @@ pub struct RedisBus {
     instance: u64,
     local: broadcast::Sender<Arc<BusEvent>>,
     outgoing: mpsc::Sender<String>,
-    healthy: Arc<AtomicBool>,
+    /// The subscription is up: this instance hears the others.
+    subscribed: Arc<AtomicBool>,
+    /// The publishing connection is up: the others hear this instance.
+    publishing: Arc<AtomicBool>,
     /// Rung when the subscription (re)connects: whatever was published meanwhile is lost
     /// on Redis, so the hub must read the log.
     reconnected: broadcast::Sender<()>,
@@ -32,22 +35,24 @@ impl RedisBus {
             redis::Client::open(url).map_err(|error| format!("invalid Redis URL: {error}"))?;
         let (local, _) = broadcast::channel(4096);
         let (outgoing, receiver) = mpsc::channel(4096);
-        let healthy = Arc::new(AtomicBool::new(false));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let publishing = Arc::new(AtomicBool::new(false));
         let (reconnected, _) = broadcast::channel(16);
         let instance = instance_id();
-        tokio::spawn(publisher(client.clone(), receiver, healthy.clone()));
+        tokio::spawn(publisher(client.clone(), receiver, publishing.clone()));
         tokio::spawn(subscriber(
             client,
             instance,
             local.clone(),
-            healthy.clone(),
+            subscribed.clone(),
             reconnected.clone(),
         ));
         Ok(RedisBus {
             instance,
             local,
             outgoing,
-            healthy,
+            subscribed,
+            publishing,
             reconnected,
         })
     }
@@ -80,7 +85,11 @@ impl Bus for RedisBus {
     }
 
     fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
+        self.subscribed.load(Ordering::Relaxed) && self.publishing.load(Ordering::Relaxed)
+    }
+
+    fn instance(&self) -> u64 {
+        self.instance
     }
 
     fn name(&self) -> &'static str {
@@ -92,16 +101,25 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
+/// How long a PUBLISH may take before the connection counts as hung.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn publisher(
     client: redis::Client,
     mut receiver: mpsc::Receiver<String>,
-    healthy: Arc<AtomicBool>,
+    publishing: Arc<AtomicBool>,
 ) {
     let mut attempt = 0;
+    // A message whose PUBLISH failed. A dead connection is only noticed by the next
+    // PUBLISH on it (typically the first event after an outage): that message is sent
+    // again on the new connection, or other instances would not hear of it until some
+    // later event of the same organization.
+    let mut unsent: Option<String> = None;
     'connect: loop {
         let mut conn = match client.get_multiplexed_async_connection().await {
             Ok(conn) => conn,
             Err(error) => {
+                publishing.store(false, Ordering::Relaxed);
                 tracing::warn!(%error, "redis publisher cannot connect");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
@@ -109,20 +127,38 @@ async fn publisher(
             }
         };
         attempt = 0;
-        while let Some(text) = receiver.recv().await {
-            let sent: Result<i64, _> = redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(&text)
-                .query_async(&mut conn)
-                .await;
-            if let Err(error) = sent {
-                // Dropped: subscribers catch up from the log when they notice.
-                tracing::warn!(%error, "redis publish failed");
-                healthy.store(false, Ordering::Relaxed);
-                continue 'connect;
+        publishing.store(true, Ordering::Relaxed);
+        // A message is sent again once, on a fresh connection; failing there too, it is
+        // dropped (subscribers catch up from the log when they reconnect).
+        let mut retrying = unsent.is_some();
+        loop {
+            let text = match unsent.take() {
+                Some(text) => text,
+                None => {
+                    retrying = false;
+                    match receiver.recv().await {
+                        Some(text) => text,
+                        None => return,
+                    }
+                }
+            };
+            let mut command = redis::cmd("PUBLISH");
+            command.arg(CHANNEL).arg(&text);
+            let publish = command.query_async::<i64>(&mut conn);
+            let error = match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
+            };
+            publishing.store(false, Ordering::Relaxed);
+            if retrying {
+                tracing::warn!(%error, "redis publish failed again; dropped");
+            } else {
+                tracing::warn!(%error, "redis publish failed; reconnecting to send it again");
+                unsent = Some(text);
             }
+            continue 'connect;
         }
-        return;
     }
 }
 
@@ -138,7 +174,7 @@ async fn subscriber(
     client: redis::Client,
     instance: u64,
     local: broadcast::Sender<Arc<BusEvent>>,
-    healthy: Arc<AtomicBool>,
+    subscribed: Arc<AtomicBool>,
     reconnected: broadcast::Sender<()>,
 ) {
     let mut attempt = 0;
@@ -146,7 +182,7 @@ async fn subscriber(
         let mut pubsub = match client.get_async_pubsub().await {
             Ok(pubsub) => pubsub,
             Err(error) => {
-                healthy.store(false, Ordering::Relaxed);
+                subscribed.store(false, Ordering::Relaxed);
                 tracing::warn!(%error, "redis subscriber cannot connect");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
@@ -160,7 +196,7 @@ async fn subscriber(
             continue;
         }
         attempt = 0;
-        healthy.store(true, Ordering::Relaxed);
+        subscribed.store(true, Ordering::Relaxed);
         let _ = reconnected.send(());
         tracing::info!("redis subscription established");
         let mut messages = pubsub.on_message();
@@ -177,7 +213,7 @@ async fn subscriber(
             }
         }
         // The stream ended: the connection is gone.
-        healthy.store(false, Ordering::Relaxed);
+        subscribed.store(false, Ordering::Relaxed);
         tracing::warn!("redis subscription lost; reconnecting");
     }
 }
