@@ -56,7 +56,6 @@ pub fn next_id_cursor(has_more: bool, last_id: Option<i64>) -> Option<String> {
     }
 }
 
-
 /// An order-preserving key for an id (zero-padded, so text order is number order).
 pub fn id_key(id: i64) -> String {
     format!("{id:020}")
@@ -64,7 +63,12 @@ pub fn id_key(id: i64) -> String {
 
 /// Pages a short list held in memory (an organization's inboxes, tags, an inbox's members
 /// and channels): sorted by `key`, the items after the cursor's key, at most `limit`.
-pub fn in_memory<T>(mut items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<i64>, cursor: Option<&str>) -> Result<(Vec<T>, Option<String>), ApiError> {
+pub fn in_memory<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     let limit = self::limit(limit)?;
     let after = match cursor {
         Some(cursor) => match decode(cursor)?.as_slice() {
@@ -81,7 +85,11 @@ pub fn in_memory<T>(mut items: Vec<T>, key: impl Fn(&T) -> String, limit: Option
         .collect();
     let has_more = page.len() as i64 > limit;
     page.truncate(limit as usize);
-    let next = if has_more { page.last().map(|item| encode(&[key(item)])) } else { None };
+    let next = if has_more {
+        page.last().map(|item| encode(&[key(item)]))
+    } else {
+        None
+    };
     Ok((page, next))
 }
 

@@ -25,23 +25,38 @@ mod tests {
     use proptest::prelude::*;
 
     fn candidate(id: i64, open: i64) -> Candidate {
-        Candidate { user_id: UserId(id), open_assigned: open }
+        Candidate {
+            user_id: UserId(id),
+            open_assigned: open,
+        }
     }
 
     #[test]
     fn the_least_busy_member_gets_it() {
-        assert_eq!(pick_assignee(&[candidate(1, 3), candidate(2, 1), candidate(3, 2)], None), Some(UserId(2)));
+        assert_eq!(
+            pick_assignee(&[candidate(1, 3), candidate(2, 1), candidate(3, 2)], None),
+            Some(UserId(2))
+        );
     }
 
     #[test]
     fn ties_go_to_the_lowest_id() {
-        assert_eq!(pick_assignee(&[candidate(5, 1), candidate(2, 1)], None), Some(UserId(2)));
+        assert_eq!(
+            pick_assignee(&[candidate(5, 1), candidate(2, 1)], None),
+            Some(UserId(2))
+        );
     }
 
     #[test]
     fn nobody_beyond_the_limit() {
-        assert_eq!(pick_assignee(&[candidate(1, 2), candidate(2, 2)], Some(2)), None);
-        assert_eq!(pick_assignee(&[candidate(1, 2), candidate(2, 1)], Some(2)), Some(UserId(2)));
+        assert_eq!(
+            pick_assignee(&[candidate(1, 2), candidate(2, 2)], Some(2)),
+            None
+        );
+        assert_eq!(
+            pick_assignee(&[candidate(1, 2), candidate(2, 1)], Some(2)),
+            Some(UserId(2))
+        );
         assert_eq!(pick_assignee(&[], None), None);
     }
 

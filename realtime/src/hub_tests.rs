@@ -27,11 +27,24 @@ impl Audience for MemoryLog {
 
     fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String> {
         let events = self.events.lock().unwrap();
-        Ok(events.iter().filter(|event| event.org_id == org && event.seq > seq).take(limit as usize).cloned().collect())
+        Ok(events
+            .iter()
+            .filter(|event| event.org_id == org && event.seq > seq)
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 
     fn last_seq(&self, org: i64) -> Result<i64, String> {
-        Ok(self.events.lock().unwrap().iter().filter(|event| event.org_id == org).map(|event| event.seq).max().unwrap_or(0))
+        Ok(self
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|event| event.org_id == org)
+            .map(|event| event.seq)
+            .max()
+            .unwrap_or(0))
     }
 
     fn first_retained(&self, _org: i64) -> Result<Option<i64>, String> {
@@ -57,13 +70,19 @@ fn event(seq: i64) -> BusEvent {
 fn setup(capacity: usize) -> (Arc<LocalBus>, Arc<MemoryLog>, Arc<Hub>) {
     let bus = Arc::new(LocalBus::new(1024));
     let log = Arc::new(MemoryLog::default());
-    let config = HubConfig { queue_capacity: capacity, poll_interval: Duration::from_secs(3600) };
+    let config = HubConfig {
+        queue_capacity: capacity,
+        poll_interval: Duration::from_secs(3600),
+    };
     let hub = Hub::start(bus.clone(), log.clone(), config, None);
     (bus, log, hub)
 }
 
 async fn next(receiver: &mut mpsc::Receiver<Outgoing>) -> Outgoing {
-    tokio::time::timeout(Duration::from_secs(5), receiver.recv()).await.expect("a frame in time").expect("the queue is open")
+    tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+        .await
+        .expect("a frame in time")
+        .expect("the queue is open")
 }
 
 async fn next_seq(receiver: &mut mpsc::Receiver<Outgoing>) -> i64 {
@@ -123,8 +142,16 @@ async fn users_who_may_not_see_an_event_do_not_get_it() {
     registered(&hub, 3).await;
     bus.publish(log.write(1));
     assert_eq!(next_seq(&mut allowed).await, 1);
-    assert!(tokio::time::timeout(Duration::from_millis(200), refused.recv()).await.is_err());
-    assert!(tokio::time::timeout(Duration::from_millis(50), other_org.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), refused.recv())
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), other_org.recv())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -158,7 +185,10 @@ async fn resume_replays_what_was_missed_and_refuses_expired_cursors() {
     hub.resume(handle, 2);
     match next(&mut queue).await {
         Outgoing::Replay { events, through } => {
-            assert_eq!(events.iter().map(|event| event.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+            assert_eq!(
+                events.iter().map(|event| event.seq).collect::<Vec<_>>(),
+                vec![3, 4, 5]
+            );
             assert_eq!(through, 5);
         }
         other => panic!("expected a replay, got {other:?}"),

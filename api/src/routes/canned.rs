@@ -12,9 +12,9 @@ use persistence::repo::canned;
 
 use super::inboxes::visible_inbox;
 use crate::auth::Caller;
-use crate::{db, paging};
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
+use crate::{db, paging};
 
 const TAKEN: &str = "this inbox already has a canned response with this shortcut";
 
@@ -47,14 +47,25 @@ pub async fn list_canned_responses(
 ) -> Result<web::Json<CannedResponsePage>, ApiError> {
     let (actor, id) = (caller.actor(), InboxId(path.into_inner()));
     let query = query.into_inner();
-    let needle = query.q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    let needle = query
+        .q
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty());
     let list = db::read(&state.store, move |conn| {
         visible_inbox(conn, &actor, id)?;
         Ok(canned::list(conn, id, needle.as_deref())?)
     })
     .await?;
-    let (items, next_cursor) = paging::in_memory(list, |canned| canned.shortcut.clone(), query.limit, query.cursor.as_deref())?;
-    Ok(web::Json(CannedResponsePage { items: items.into_iter().map(CannedResponse::from).collect(), next_cursor }))
+    let (items, next_cursor) = paging::in_memory(
+        list,
+        |canned| canned.shortcut.clone(),
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
+    Ok(web::Json(CannedResponsePage {
+        items: items.into_iter().map(CannedResponse::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(

@@ -9,9 +9,9 @@ use persistence::repo::{conversations, inboxes};
 
 use super::inboxes::visible_inbox;
 use crate::auth::{Caller, random_token};
-use crate::{db, paging};
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
+use crate::{db, paging};
 
 /// The inbox's channels.
 #[utoipa::path(
@@ -34,8 +34,16 @@ pub async fn list_channels(
         Ok(channels::list_for_inbox(conn, id)?)
     })
     .await?;
-    let (items, next_cursor) = paging::in_memory(list, |channel| paging::id_key(channel.id.get()), query.limit, query.cursor.as_deref())?;
-    Ok(web::Json(ChannelPage { items: items.into_iter().map(Channel::from).collect(), next_cursor }))
+    let (items, next_cursor) = paging::in_memory(
+        list,
+        |channel| paging::id_key(channel.id.get()),
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
+    Ok(web::Json(ChannelPage {
+        items: items.into_iter().map(Channel::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Attaches a channel to the inbox. The response carries `inbound_secret`, which signs the

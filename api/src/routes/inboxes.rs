@@ -14,8 +14,8 @@ use persistence::repo::{inboxes, users};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::{db, paging};
 use crate::state::AppState;
+use crate::{db, paging};
 
 /// The inbox if the actor may see it, and whether they are a member of it.
 pub(crate) fn visible_inbox(
@@ -52,8 +52,16 @@ pub async fn list_inboxes(
         })
     })
     .await?;
-    let (items, next_cursor) = paging::in_memory(list, |inbox| paging::id_key(inbox.id.get()), query.limit, query.cursor.as_deref())?;
-    Ok(web::Json(InboxPage { items: items.into_iter().map(Inbox::from).collect(), next_cursor }))
+    let (items, next_cursor) = paging::in_memory(
+        list,
+        |inbox| paging::id_key(inbox.id.get()),
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
+    Ok(web::Json(InboxPage {
+        items: items.into_iter().map(Inbox::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// Creates an inbox. A private inbox needs its owner, who becomes its only member.
@@ -240,7 +248,12 @@ pub async fn list_inbox_members(
         member_page(conn, &actor, id)
     })
     .await?;
-    let (items, next_cursor) = paging::in_memory(items, |member| paging::id_key(member.user_id), query.limit, query.cursor.as_deref())?;
+    let (items, next_cursor) = paging::in_memory(
+        items,
+        |member| paging::id_key(member.user_id),
+        query.limit,
+        query.cursor.as_deref(),
+    )?;
     Ok(web::Json(InboxMemberPage { items, next_cursor }))
 }
 

@@ -6,9 +6,9 @@ use openapi::{CreateTag, PageQuery, Problem, Tag, TagPage};
 use persistence::repo::tags;
 
 use crate::auth::Caller;
-use crate::{db, paging};
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
+use crate::{db, paging};
 
 const DEFAULT_COLOR: &str = "#8a8f98";
 
@@ -30,8 +30,12 @@ pub async fn list_tags(
     let list = db::read(&state.store, move |conn| Ok(tags::list(conn, org)?)).await?;
     // By name, case-insensitively (ties by exact spelling), as the list is shown.
     let by_name = |tag: &domain::Tag| format!("{}\u{0}{}", tag.name.to_lowercase(), tag.name);
-    let (items, next_cursor) = paging::in_memory(list, by_name, query.limit, query.cursor.as_deref())?;
-    Ok(web::Json(TagPage { items: items.into_iter().map(Tag::from).collect(), next_cursor }))
+    let (items, next_cursor) =
+        paging::in_memory(list, by_name, query.limit, query.cursor.as_deref())?;
+    Ok(web::Json(TagPage {
+        items: items.into_iter().map(Tag::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(

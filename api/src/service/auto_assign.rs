@@ -14,16 +14,30 @@ use super::present;
 use crate::error::ApiError;
 
 /// Assigns the new conversation if its inbox says so and someone can take it.
-pub fn route(conn: &mut DbConnection, org: OrgId, conversation: &Conversation, outbox: &mut Outbox) -> Result<(), ApiError> {
-    let Some(inbox) = inboxes::get(conn, org, conversation.inbox_id)? else { return Ok(()) };
+pub fn route(
+    conn: &mut DbConnection,
+    org: OrgId,
+    conversation: &Conversation,
+    outbox: &mut Outbox,
+) -> Result<(), ApiError> {
+    let Some(inbox) = inboxes::get(conn, org, conversation.inbox_id)? else {
+        return Ok(());
+    };
     let settings = &inbox.settings;
-    if !settings.assignment_mode || !settings.auto_assign || settings.kind == InboxKind::Private || conversation.assignee_id.is_some() {
+    if !settings.assignment_mode
+        || !settings.auto_assign
+        || settings.kind == InboxKind::Private
+        || conversation.assignee_id.is_some()
+    {
         return Ok(());
     }
     let candidates = inboxes::queue_candidates(conn, inbox.id)?;
-    let Some(assignee) = pick_assignee(&candidates, settings.auto_assign_limit) else { return Ok(()) };
+    let Some(assignee) = pick_assignee(&candidates, settings.auto_assign_limit) else {
+        return Ok(());
+    };
     let updated = conversations::set_assignment(conn, conversation.id, Some(assignee), None)?;
-    let name = users::get(conn, org, assignee)?.map_or_else(|| "an agent".to_string(), |user| user.name);
+    let name =
+        users::get(conn, org, assignee)?.map_or_else(|| "an agent".to_string(), |user| user.name);
     activity::record(conn, org, conversation.id, "assigned", None, &json!({"assignee_id": assignee.get(), "previous_assignee_id": null, "team_id": null, "automatic": true}).to_string())?;
     let line = messages::insert(
         conn,
@@ -40,7 +54,13 @@ pub fn route(conn: &mut DbConnection, org: OrgId, conversation: &Conversation, o
             canned_response_id: None,
         },
     )?;
-    outbox.message(conn, org, inbox.id, "message.created", &present::message(line))?;
+    outbox.message(
+        conn,
+        org,
+        inbox.id,
+        "message.created",
+        &present::message(line),
+    )?;
     let neutral = present::one(conn, org, None, updated)?;
     #[derive(serde::Serialize)]
     struct Assigned<'a> {
@@ -49,7 +69,19 @@ pub fn route(conn: &mut DbConnection, org: OrgId, conversation: &Conversation, o
         previous_assignee_id: Option<i64>,
         by_user_id: Option<i64>,
     }
-    let data = Assigned { conversation: &neutral, assignee_id: Some(assignee.get()), previous_assignee_id: None, by_user_id: None };
-    outbox.append(conn, org, "conversation.assigned", Some(inbox.id), Some(conversation.id), &data)?;
+    let data = Assigned {
+        conversation: &neutral,
+        assignee_id: Some(assignee.get()),
+        previous_assignee_id: None,
+        by_user_id: None,
+    };
+    outbox.append(
+        conn,
+        org,
+        "conversation.assigned",
+        Some(inbox.id),
+        Some(conversation.id),
+        &data,
+    )?;
     Ok(())
 }

@@ -149,11 +149,22 @@ fn body_from(
 
 /// The contact's open conversation on the channel, or a new one in the channel's inbox
 /// (closed is final: a new message after a close starts a new conversation).
-fn open_conversation(conn: &mut DbConnection, channel: &Channel, contact: ContactId, outbox: &mut Outbox) -> Result<Conversation, ApiError> {
+fn open_conversation(
+    conn: &mut DbConnection,
+    channel: &Channel,
+    contact: ContactId,
+    outbox: &mut Outbox,
+) -> Result<Conversation, ApiError> {
     if let Some(open) = conversations::find_open(conn, channel.id, contact)? {
         return Ok(open);
     }
-    let new = NewConversation { org_id: channel.org_id, inbox_id: channel.inbox_id, channel_id: channel.id, contact_id: contact, archived: false };
+    let new = NewConversation {
+        org_id: channel.org_id,
+        inbox_id: channel.inbox_id,
+        channel_id: channel.id,
+        contact_id: contact,
+        archived: false,
+    };
     let created = conversations::insert(conn, new)?;
     let neutral = present::one(conn, channel.org_id, None, created.clone())?;
     outbox.conversation(conn, "conversation.created", &neutral)?;

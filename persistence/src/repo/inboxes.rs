@@ -295,7 +295,10 @@ pub fn set_logged_in(
 
 /// The members who take new conversations now: logged in to the inbox's queue, active,
 /// not away; with the open conversations of this inbox each holds.
-pub fn queue_candidates(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<domain::routing::Candidate>, StoreError> {
+pub fn queue_candidates(
+    conn: &mut DbConnection,
+    inbox: InboxId,
+) -> Result<Vec<domain::routing::Candidate>, StoreError> {
     use crate::schema::{conversations, users};
     let members: Vec<i64> = inbox_members::table
         .inner_join(users::table.on(users::id.eq(inbox_members::user_id)))
@@ -317,7 +320,10 @@ pub fn queue_candidates(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<d
         .into_iter()
         .map(|id| domain::routing::Candidate {
             user_id: UserId(id),
-            open_assigned: loads.iter().find(|(user, _)| *user == Some(id)).map_or(0, |(_, count)| *count),
+            open_assigned: loads
+                .iter()
+                .find(|(user, _)| *user == Some(id))
+                .map_or(0, |(_, count)| *count),
         })
         .collect())
 }

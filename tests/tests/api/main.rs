@@ -15,9 +15,9 @@ mod delivery;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
 mod migrations;
-mod smoke;
-mod spec;
-mod visibility_property;
 mod realtime;
 mod realtime_scale;
 mod routing;
+mod smoke;
+mod spec;
+mod visibility_property;

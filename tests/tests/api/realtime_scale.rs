@@ -1,0 +1,780 @@
+//! Realtime across instances (DESIGN.md → Defaults and scale-out, Events and ordering): two
+//! api instances on one PostgreSQL database and Redis pub/sub. A client on either instance
+//! receives every event it may see, once, in cursor order, whichever instance wrote it,
+//! with concurrent writers on both, and through a Redis outage (events are in the database
+//! first; the outage is a proxy the test cuts, never the machine's Redis). Another deployment
+//! on the same Redis is never heard. Runs only on PostgreSQL with Redis; skipped, and said
+//! so, when either is unreachable, except under CI=true, where that fails.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use api::Running;
+use futures_util::FutureExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::AbortHandle;
+
+use crate::fixtures::{self, customer, sms_channel};
+use crate::realtime::{
+    PATIENCE, Ws, assert_increasing, conversation_of, cursor, inbound_at, latest_cursor,
+    replay_all, types,
+};
+use crate::support::{self, Backend, Reply, Session, TestApp, into_reply};
+
+// ---------------------------------------------------------------------------------------
+// Redis, or a skip
+
+fn redis_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// A Redis URL split around its `host:port`: (`redis://user:pass@`, `host:port`, `/db`).
+fn split_url(url: &str) -> (String, String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (format!("{userinfo}@"), host),
+        None => (String::new(), authority),
+    };
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:6379")
+    };
+    (format!("{scheme}://{userinfo}"), host, path.to_string())
+}
+
+/// Whether something that speaks RESP answers at `host:port`.
+async fn redis_answers(host: &str) -> Result<(), String> {
+    let attempt = async {
+        let mut stream = TcpStream::connect(host)
+            .await
+            .map_err(|error| error.to_string())?;
+        stream
+            .write_all(b"PING\r\n")
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut first = [0u8; 1];
+        stream
+            .read_exact(&mut first)
+            .await
+            .map_err(|error| error.to_string())?;
+        // `+PONG`, or `-NOAUTH …` when the URL carries the password: Redis either way.
+        if first[0] == b'+' || first[0] == b'-' {
+            Ok(())
+        } else {
+            Err("not a Redis server".to_string())
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), attempt)
+        .await
+        .map_err(|_| "no answer within 3 s".to_string())?
+}
+
+/// The Redis tests share one Redis channel: they run one at a time within this process.
+static REDIS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The second instance, and the Redis route the first one uses.
+struct Pair {
+    app: TestApp,
+    b: Arc<Running>,
+    proxy: Option<Arc<Proxy>>,
+    /// The Redis URL both instances use.
+    redis_url: String,
+}
+
+impl Pair {
+    fn a_base(&self) -> String {
+        self.app.url("")
+    }
+
+    fn b_base(&self) -> String {
+        self.b.url("")
+    }
+}
+
+/// Runs `body` with two instances on one PostgreSQL database, both on Redis (through a
+/// proxy the test can cut, when `proxied`).
+async fn with_two_instances<F, Fut>(test_name: &str, proxied: bool, body: F)
+where
+    F: FnOnce(Pair) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let url = redis_url();
+    let (prefix, host, path) = split_url(&url);
+    if let Err(error) = redis_answers(&host).await {
+        if in_ci() {
+            panic!("CI=true but Redis is unreachable at {host}: {error}");
+        }
+        eprintln!("SKIPPED {test_name}: Redis unreachable at {host} ({error})");
+        if let Ok(path) = std::env::var("SWITCHBOARD_TEST_SKIP_LOG") {
+            use std::io::Write;
+            if let Ok(mut file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(file, "{test_name} (Redis unreachable)");
+            }
+        }
+        return;
+    }
+    let _one_at_a_time = REDIS_TESTS.lock().await;
+    let proxy = if proxied {
+        Some(Proxy::start(host.clone()).await)
+    } else {
+        None
+    };
+    let app_url = match &proxy {
+        Some(proxy) => format!("{prefix}127.0.0.1:{}{path}", proxy.port),
+        None => url.clone(),
+    };
+    let for_a = app_url.clone();
+    support::run(
+        Backend::Postgres,
+        test_name,
+        move |config| config.redis_url = Some(for_a),
+        move |app| async move {
+            let for_b = app_url.clone();
+            let b = app
+                .spawn_another(|config| config.redis_url = Some(for_b))
+                .await;
+            let b = Arc::new(b);
+            let pair = Pair {
+                app: app.clone(),
+                b: b.clone(),
+                proxy: proxy.clone(),
+                redis_url: app_url,
+            };
+            let outcome = AssertUnwindSafe(async {
+                // Both subscribed to Redis before anything happens.
+                wait_ready(&pair.app, &pair.a_base(), 200, "ok").await;
+                wait_ready(&pair.app, &pair.b_base(), 200, "ok").await;
+                body(pair).await;
+            })
+            .catch_unwind()
+            .await;
+            b.stop().await;
+            if let Some(proxy) = &proxy {
+                proxy.cut();
+            }
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        },
+    )
+    .await;
+}
+
+/// Polls `/readyz` until it answers `status` with `redis` as given (at most 20 s: Redis
+/// reconnects with a backoff of up to 5 s).
+async fn wait_ready(app: &TestApp, base: &str, status: u16, redis: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = app
+            .client()
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("request reaches the server");
+        let reply = into_reply(response).await;
+        if reply.status == status && reply.body["redis"] == redis {
+            return reply.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}/readyz never answered {status} with redis {redis}: last {} {}",
+            reply.status,
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post_at(app: &TestApp, base: &str, path: &str, session: &Session, body: Value) -> Reply {
+    let response = app
+        .client()
+        .post(format!("{base}{path}"))
+        .bearer_auth(&session.token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request reaches the server");
+    into_reply(response).await
+}
+
+// ---------------------------------------------------------------------------------------
+// A cuttable route to Redis
+
+/// A TCP proxy to Redis on 127.0.0.1:<port> that the test can cut (closing every
+/// connection and the port) and restore on the same port. Only this test's instances go
+/// through it; the machine's Redis is untouched.
+struct Proxy {
+    port: u16,
+    upstream: String,
+    listener: Mutex<Option<AbortHandle>>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Arc<Proxy> {
+        let listener = listen(0).expect("a free port for the Redis proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let proxy = Arc::new(Proxy {
+            port,
+            upstream,
+            listener: Mutex::new(None),
+            connections: Arc::default(),
+        });
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream.clone();
+        let connections = self.connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                let mut open = connections.lock().unwrap();
+                open.retain(|handle| !handle.is_finished());
+                open.push(forward.abort_handle());
+            }
+        });
+        *self.listener.lock().unwrap() = Some(task.abort_handle());
+    }
+
+    /// Redis "goes away": the port closes and every open connection drops.
+    fn cut(&self) {
+        if let Some(listener) = self.listener.lock().unwrap().take() {
+            listener.abort();
+        }
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    /// Redis is back, on the same address.
+    async fn restore(&self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match listen(self.port) {
+                Ok(listener) => return self.serve(listener),
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("proxy port {} not free yet: {error}", self.port);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("cannot listen again on port {}: {error}", self.port),
+            }
+        }
+    }
+}
+
+fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(([127, 0, 0, 1], port).into())?;
+    socket.listen(128)
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenarios
+
+struct Cast {
+    admin: Session,
+    alex: Session,
+    olive: Session,
+    support: fixtures::Channel,
+    billing: fixtures::Channel,
+}
+
+/// Support (Alex is a member) and Billing (Olive is), each with a number.
+async fn cast(app: &TestApp) -> Cast {
+    let admin = app.admin().await;
+    let alex = app.user(&admin, "agent", "Alex Agent").await;
+    let olive = app.user(&admin, "agent", "Olive Agent").await;
+    let support = fixtures::inbox(app, &admin, "Support", json!({}), &[&alex]).await;
+    let billing = fixtures::inbox(app, &admin, "Billing", json!({}), &[&olive]).await;
+    let support = sms_channel(app, &admin, support, "+14155550000").await;
+    let billing = sms_channel(app, &admin, billing, "+14155550001").await;
+    Cast {
+        admin,
+        alex,
+        olive,
+        support,
+        billing,
+    }
+}
+
+/// Reads events until `n` arrived, then checks that nothing more comes.
+async fn exactly(ws: &mut Ws, n: usize, who: &str) -> Vec<Value> {
+    let events = ws.events(n).await;
+    ws.expect_silence().await;
+    assert_increasing(&events, who);
+    events
+}
+
+async fn what_one_instance_writes_reaches_clients_of_the_other(pair: Pair) {
+    let app = &pair.app;
+    let cast = cast(app).await;
+    let (a, b) = (pair.app.running().addr, pair.b.addr);
+    // The same signing key: a token from A works on B.
+    let mut alex_on_b = Ws::connect(b, &cast.alex, "alex on B").await;
+    let mut admin_on_a = Ws::connect(a, &cast.admin, "admin on A").await;
+    let mut olive_on_b = Ws::connect(b, &cast.olive, "olive on B").await;
+
+    let written = inbound_at(
+        app,
+        &pair.a_base(),
+        &cast.support,
+        &customer(1),
+        "Written through A",
+    )
+    .await;
+    let conversation = written["conversation_id"].as_i64().unwrap();
+    let events = alex_on_b.events(3).await;
+    assert_eq!(
+        types(&events),
+        [
+            "conversation.created",
+            "message.created",
+            "conversation.updated"
+        ]
+    );
+    assert_eq!(events[1]["data"]["message"]["id"], written["message_id"]);
+    assert_eq!(admin_on_a.events(3).await, events);
+
+    // And the other way round: a note written through B reaches A's client.
+    let note = post_at(
+        app,
+        &pair.b_base(),
+        &format!("/v1/conversations/{conversation}/messages"),
+        &cast.alex,
+        json!({"body": "on it", "kind": "note"}),
+    )
+    .await
+    .expect(201);
+    let on_a = admin_on_a.expect_event("message.created").await;
+    assert_eq!(on_a["data"]["message"]["id"], note.id());
+    assert_eq!(alex_on_b.expect_event("message.created").await, on_a);
+    olive_on_b.expect_silence().await;
+
+    // Typing crosses instances too, and still only to those who may see it.
+    alex_on_b
+        .send(json!({"type": "typing", "conversation_id": conversation}))
+        .await;
+    let typing = admin_on_a
+        .next_matching(PATIENCE, "typing", |frame| frame["type"] == "typing")
+        .await;
+    assert_eq!(
+        typing["data"],
+        json!({"conversation_id": conversation, "user_id": cast.alex.user_id})
+    );
+    olive_on_b
+        .expect_no("typing", |frame| frame["type"] == "typing")
+        .await;
+
+    // Both instances replay the same log.
+    let from_a = replay_all(app, &pair.a_base(), &cast.alex, 0).await;
+    let from_b = replay_all(app, &pair.b_base(), &cast.alex, 0).await;
+    assert_eq!(from_a, from_b);
+    assert_eq!(from_a.len(), 4);
+    admin_on_a.expect_silence().await;
+    alex_on_b.expect_silence().await;
+}
+
+async fn concurrent_writers_on_both_instances_deliver_everything_once_in_order(pair: Pair) {
+    let app = &pair.app;
+    let cast = cast(app).await;
+    let start = latest_cursor(app, &cast.admin).await;
+    let mut admin_on_a = Ws::connect(app.running().addr, &cast.admin, "admin on A").await;
+    let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B").await;
+    let mut olive_on_a = Ws::connect(app.running().addr, &cast.olive, "olive on A").await;
+
+    // Four customers write ten messages each, at once, half through A and half through B;
+    // two write to Support, two to Billing.
+    const WRITERS: u32 = 4;
+    const MESSAGES: u32 = 10;
+    let writers = (0..WRITERS).map(|writer| {
+        let base = if writer % 2 == 0 {
+            pair.a_base()
+        } else {
+            pair.b_base()
+        };
+        let channel = if writer < 2 {
+            cast.support.clone()
+        } else {
+            cast.billing.clone()
+        };
+        async move {
+            for n in 0..MESSAGES {
+                inbound_at(
+                    app,
+                    &base,
+                    &channel,
+                    &customer(writer + 1),
+                    &format!("writer {writer} message {n}"),
+                )
+                .await;
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+
+    // Per conversation: created, then ten times message + update.
+    let per_inbox = 2 * (1 + 2 * MESSAGES as usize);
+    let everything = exactly(&mut admin_on_a, 2 * per_inbox, "admin on A").await;
+    let support = exactly(&mut alex_on_b, per_inbox, "alex on B").await;
+    let billing = exactly(&mut olive_on_a, per_inbox, "olive on A").await;
+
+    // Exactly what the log says each of them may see, on either instance.
+    assert_eq!(
+        replay_all(app, &pair.a_base(), &cast.admin, start).await,
+        everything
+    );
+    assert_eq!(
+        replay_all(app, &pair.b_base(), &cast.alex, start).await,
+        support
+    );
+    assert_eq!(
+        replay_all(app, &pair.b_base(), &cast.olive, start).await,
+        billing
+    );
+    // The two inboxes split the whole, in the same order.
+    let mut merged: Vec<Value> = support.iter().chain(billing.iter()).cloned().collect();
+    merged.sort_by_key(cursor);
+    assert_eq!(merged, everything);
+    // Each conversation's own story is in order: its messages as each writer sent them.
+    for events in [&support, &billing] {
+        let mut conversations: Vec<i64> = events.iter().map(conversation_of).collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        assert_eq!(conversations.len(), 2);
+        for conversation in conversations {
+            let bodies: Vec<String> = events
+                .iter()
+                .filter(|event| {
+                    event["type"] == "message.created" && conversation_of(event) == conversation
+                })
+                .map(|event| {
+                    event["data"]["message"]["body"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            let writer = bodies[0].split(' ').nth(1).unwrap().to_string();
+            let expected: Vec<String> = (0..MESSAGES)
+                .map(|n| format!("writer {writer} message {n}"))
+                .collect();
+            assert_eq!(bodies, expected);
+        }
+    }
+}
+
+async fn a_redis_outage_loses_nothing(pair: Pair) {
+    let app = &pair.app;
+    let proxy = pair
+        .proxy
+        .clone()
+        .expect("the outage test runs through the proxy");
+    let cast = cast(app).await;
+    let start = latest_cursor(app, &cast.admin).await;
+    let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B").await;
+    let mut alex_on_a = Ws::connect(app.running().addr, &cast.alex, "alex on A").await;
+    let mut received = Vec::new();
+
+    let first = inbound_at(app, &pair.a_base(), &cast.support, &customer(1), "before").await;
+    let conversation = first["conversation_id"].as_i64().unwrap();
+    received.extend(alex_on_b.events(3).await);
+
+    // Redis goes away.
+    proxy.cut();
+    for base in [pair.a_base(), pair.b_base()] {
+        let body = wait_ready(app, &base, 503, "down").await;
+        assert_eq!(body["database"], "ok", "{body}");
+        assert_eq!(body["status"], "unavailable", "{body}");
+    }
+    // Writes go on through A, and B's client still hears of them (from the log).
+    for n in 0..3 {
+        inbound_at(
+            app,
+            &pair.a_base(),
+            &cast.support,
+            &customer(1),
+            &format!("during {n}"),
+        )
+        .await;
+        inbound_at(
+            app,
+            &pair.a_base(),
+            &cast.billing,
+            &customer(2),
+            &format!("billing during {n}"),
+        )
+        .await;
+    }
+    received.extend(alex_on_b.events(6).await);
+    // A's own client never depended on Redis.
+    let mut on_a = alex_on_a.events(3 + 6).await;
+
+    // Redis is back.
+    proxy.restore().await;
+    for base in [pair.a_base(), pair.b_base()] {
+        wait_ready(app, &base, 200, "ok").await;
+    }
+    for n in 0..2 {
+        inbound_at(
+            app,
+            &pair.a_base(),
+            &cast.support,
+            &customer(1),
+            &format!("after {n}"),
+        )
+        .await;
+    }
+    post_at(
+        app,
+        &pair.b_base(),
+        &format!("/v1/conversations/{conversation}/messages"),
+        &cast.alex,
+        json!({"body": "note through B", "kind": "note"}),
+    )
+    .await
+    .expect(201);
+    received.extend(alex_on_b.events(5).await);
+    alex_on_b.expect_silence().await;
+    // The first write through B after the outage goes out on B's old, dead connection to
+    // Redis: it must be sent again, not dropped (A's client would wait for the next event).
+    on_a.extend(alex_on_a.events(5).await);
+    alex_on_a.expect_silence().await;
+
+    // Every event once, in order, none lost: the log's list, on both instances.
+    assert_increasing(&received, "alex on B");
+    let bodies: Vec<&str> = received
+        .iter()
+        .filter(|event| event["type"] == "message.created")
+        .map(|event| event["data"]["message"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "before",
+            "during 0",
+            "during 1",
+            "during 2",
+            "after 0",
+            "after 1",
+            "note through B"
+        ]
+    );
+    assert_eq!(
+        replay_all(app, &pair.b_base(), &cast.alex, start).await,
+        received
+    );
+    assert_eq!(on_a, received);
+    // Both instances are still ready: a failed publish does not leave one "down" for good.
+    for base in [pair.a_base(), pair.b_base()] {
+        wait_ready(app, &base, 200, "ok").await;
+    }
+}
+
+async fn a_client_connecting_after_an_outage_starts_from_the_present(pair: Pair) {
+    let app = &pair.app;
+    let proxy = pair.proxy.clone().expect("runs through the proxy");
+    let cast = cast(app).await;
+    let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B").await;
+    inbound_at(app, &pair.a_base(), &cast.support, &customer(1), "before").await;
+    alex_on_b.events(3).await;
+    alex_on_b.disconnect().await;
+
+    // Nobody of the organization is connected to B while Redis is away and A is written to.
+    proxy.cut();
+    wait_ready(app, &pair.b_base(), 503, "down").await;
+    for n in 0..3 {
+        inbound_at(
+            app,
+            &pair.a_base(),
+            &cast.support,
+            &customer(1),
+            &format!("while away {n}"),
+        )
+        .await;
+    }
+    proxy.restore().await;
+    for base in [pair.a_base(), pair.b_base()] {
+        wait_ready(app, &base, 200, "ok").await;
+    }
+
+    // A new socket without `resume` hears what happens from now on, not the past.
+    let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B, later").await;
+    let now = inbound_at(app, &pair.a_base(), &cast.support, &customer(1), "now").await;
+    let events = alex_on_b.events(2).await;
+    assert_eq!(
+        types(&events),
+        ["message.created", "conversation.updated"],
+        "{events:?}"
+    );
+    assert_eq!(
+        events[0]["data"]["message"]["id"], now["message_id"],
+        "{events:?}"
+    );
+    alex_on_b.expect_silence().await;
+}
+
+async fn deployments_sharing_one_redis_hear_only_their_own_events(pair: Pair) {
+    let app = &pair.app;
+    let cast = cast(app).await;
+    let mut admin_on_a = Ws::connect(app.running().addr, &cast.admin, "admin on A").await;
+    let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B").await;
+
+    // Another deployment (its own database: its organizations, users and cursors start at 1
+    // like ours) on the same Redis, as staging beside production would be.
+    let Some(db) = support::TestDb::create(Backend::Postgres, "deployments_sharing_one_redis")
+    else {
+        return;
+    };
+    let mut config = support::test_config(&db);
+    config.redis_url = Some(pair.redis_url.clone());
+    config.jwt_secret = Some("another deployment, another signing key, long enough".into());
+    let other = Arc::new(
+        api::spawn(config)
+            .await
+            .expect("the other deployment starts"),
+    );
+    let outcome = AssertUnwindSafe(async {
+        let base = other.url("");
+        wait_ready(app, &base, 200, "ok").await;
+        let login = app
+            .client()
+            .post(format!("{base}/v1/auth/login"))
+            .json(&json!({"email": support::ADMIN_EMAIL, "password": support::PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        let their_admin = support::session_from(&into_reply(login).await.expect(200).body);
+        assert_eq!(
+            (their_admin.org_id, their_admin.user_id),
+            (cast.admin.org_id, cast.admin.user_id)
+        );
+        let inbox = post_at(
+            app,
+            &base,
+            "/v1/inboxes",
+            &their_admin,
+            json!({"name": "Their Support"}),
+        )
+        .await
+        .expect(201)
+        .id();
+        let created = post_at(
+            app,
+            &base,
+            &format!("/v1/inboxes/{inbox}/channels"),
+            &their_admin,
+            json!({"type": "sms", "address": "+14155550000", "name": "Theirs"}),
+        )
+        .await
+        .expect(201);
+        let their_line = fixtures::Channel {
+            id: created.id(),
+            inbox_id: inbox,
+            secret: created.body["inbound_secret"].as_str().unwrap().to_string(),
+            body: created.body,
+        };
+        for n in 0..3 {
+            inbound_at(
+                app,
+                &base,
+                &their_line,
+                &customer(9),
+                &format!("their customer {n}"),
+            )
+            .await;
+        }
+        let theirs = replay_all(app, &base, &their_admin, 0).await;
+        assert_eq!(theirs.len(), 7);
+
+        // Nothing of theirs reaches our clients, and our own cursors are not taken by theirs.
+        admin_on_a.expect_silence().await;
+        alex_on_b.expect_silence().await;
+        let ours = inbound_at(
+            app,
+            &pair.a_base(),
+            &cast.support,
+            &customer(1),
+            "our customer",
+        )
+        .await;
+        let on_a = admin_on_a.events(3).await;
+        assert_eq!(
+            types(&on_a),
+            [
+                "conversation.created",
+                "message.created",
+                "conversation.updated"
+            ]
+        );
+        assert_eq!(on_a[1]["data"]["message"]["id"], ours["message_id"]);
+        assert_eq!(on_a[1]["data"]["message"]["body"], "our customer");
+        assert_eq!(alex_on_b.events(3).await, on_a);
+        assert_eq!(replay_all(app, &pair.b_base(), &cast.admin, 0).await, on_a);
+        admin_on_a.expect_silence().await;
+        alex_on_b.expect_silence().await;
+    })
+    .catch_unwind()
+    .await;
+    other.stop().await;
+    drop(db);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Declares each listed `async fn(Pair)` as a PostgreSQL + Redis test.
+macro_rules! on_postgres_with_redis {
+    ($($name:ident => $proxied:expr),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn postgres_redis() {
+                super::with_two_instances(concat!(module_path!(), "::postgres_redis"), $proxied, super::$name).await;
+            }
+        }
+    )*};
+}
+
+on_postgres_with_redis!(
+    what_one_instance_writes_reaches_clients_of_the_other => false,
+    concurrent_writers_on_both_instances_deliver_everything_once_in_order => false,
+    a_redis_outage_loses_nothing => true,
+    deployments_sharing_one_redis_hear_only_their_own_events => false,
+    a_client_connecting_after_an_outage_starts_from_the_present => true,
+);
+
+#[test]
+fn redis_urls_split_around_the_address() {
+    assert_eq!(
+        split_url("redis://127.0.0.1:6379"),
+        ("redis://".into(), "127.0.0.1:6379".into(), String::new())
+    );
+    assert_eq!(
+        split_url("redis://:secret@cache/2"),
+        ("redis://:secret@".into(), "cache:6379".into(), "/2".into())
+    );
+}
