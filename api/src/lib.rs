@@ -118,7 +118,11 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     // The bus and the hub start tasks: prepare runs on the runtime's blocking pool.
     let (bus, reconnections): (Arc<dyn realtime::Bus>, _) = match &config.redis_url {
         Some(url) => {
-            let redis = realtime::RedisBus::start(url).map_err(StartError::Config)?;
+            // The deployment's own channel on Redis: instances sharing this database agree.
+            let namespace = store.read(|conn| {
+                settings::get_or_insert(conn, "bus_namespace", &auth::random_token(12))
+            })?;
+            let redis = realtime::RedisBus::start(url, &namespace).map_err(StartError::Config)?;
             let reconnections = redis.reconnections();
             (Arc::new(redis), Some(reconnections))
         }

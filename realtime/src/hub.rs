@@ -239,10 +239,18 @@ impl State {
                 if !self.orgs.contains_key(&handle.org) {
                     let audience = self.audience.clone();
                     let org_id = handle.org;
-                    let cursor = blocking(move || audience.last_seq(org_id))
+                    let found = blocking(move || audience.last_seq(org_id))
                         .await
-                        .and_then(Result::ok)
-                        .unwrap_or(0);
+                        .and_then(Result::ok);
+                    // Without the current cursor the session cannot be placed in the stream:
+                    // refuse it (dropping its sender closes it; the client reconnects).
+                    let Some(cursor) = found else {
+                        tracing::warn!(
+                            org = org_id,
+                            "cannot read the event cursor; refusing a session"
+                        );
+                        return;
+                    };
                     self.orgs.insert(
                         handle.org,
                         Org {

@@ -12,8 +12,6 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{Bus, BusEvent};
 
-const CHANNEL: &str = "switchboard:events";
-
 pub struct RedisBus {
     /// This instance's id on the bus.
     instance: u64,
@@ -29,8 +27,11 @@ pub struct RedisBus {
 }
 
 impl RedisBus {
-    /// Starts the publisher and subscriber tasks (on the current tokio runtime).
-    pub fn start(url: &str) -> Result<RedisBus, String> {
+    /// Starts the publisher and subscriber tasks (on the current tokio runtime). The
+    /// channel is the deployment's (`namespace`, kept in its database), so deployments
+    /// sharing one Redis never hear each other, ephemeral events included.
+    pub fn start(url: &str, namespace: &str) -> Result<RedisBus, String> {
+        let channel: Arc<str> = format!("switchboard:events:{namespace}").into();
         let client =
             redis::Client::open(url).map_err(|error| format!("invalid Redis URL: {error}"))?;
         let (local, _) = broadcast::channel(4096);
@@ -39,9 +40,15 @@ impl RedisBus {
         let publishing = Arc::new(AtomicBool::new(false));
         let (reconnected, _) = broadcast::channel(16);
         let instance = instance_id();
-        tokio::spawn(publisher(client.clone(), receiver, publishing.clone()));
+        tokio::spawn(publisher(
+            client.clone(),
+            channel.clone(),
+            receiver,
+            publishing.clone(),
+        ));
         tokio::spawn(subscriber(
             client,
+            channel,
             instance,
             local.clone(),
             subscribed.clone(),
@@ -106,6 +113,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn publisher(
     client: redis::Client,
+    channel: Arc<str>,
     mut receiver: mpsc::Receiver<String>,
     publishing: Arc<AtomicBool>,
 ) {
@@ -143,7 +151,7 @@ async fn publisher(
                 }
             };
             let mut command = redis::cmd("PUBLISH");
-            command.arg(CHANNEL).arg(&text);
+            command.arg(&*channel).arg(&text);
             let publish = command.query_async::<i64>(&mut conn);
             let error = match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
                 Ok(Ok(_)) => continue,
@@ -172,6 +180,7 @@ fn instance_id() -> u64 {
 
 async fn subscriber(
     client: redis::Client,
+    channel: Arc<str>,
     instance: u64,
     local: broadcast::Sender<Arc<BusEvent>>,
     subscribed: Arc<AtomicBool>,
@@ -189,7 +198,7 @@ async fn subscriber(
                 continue;
             }
         };
-        if let Err(error) = pubsub.subscribe(CHANNEL).await {
+        if let Err(error) = pubsub.subscribe(&*channel).await {
             tracing::warn!(%error, "redis subscribe failed");
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
