@@ -39,6 +39,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
 
+    /// Largest upload (`POST /v1/attachments`) and inbound channel call, in bytes.
+    #[arg(long, env = "SWITCHBOARD_MAX_UPLOAD", default_value_t = 16 * 1024 * 1024)]
+    pub max_upload: usize,
+
     /// Where attachments are stored.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -373,12 +373,13 @@ fn set_status(
         messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
     let conversation = conversations::get(conn, due.org_id, updated.conversation_id)?
         .ok_or_else(ApiError::not_found)?;
+    let presented = present::full_message(conn, updated)?;
     outbox.message(
         conn,
         due.org_id,
         conversation.inbox_id,
         "message.updated",
-        &present::message(updated),
+        &presented,
     )?;
     Ok(())
 }

@@ -67,6 +67,7 @@ impl ApiError {
                 let status = match error {
                     D::Forbidden => StatusCode::FORBIDDEN,
                     D::NotFound => StatusCode::NOT_FOUND,
+                    D::UnsupportedAttachment => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 let title = match error {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod error;
+pub mod files;
 pub mod live;
 pub mod metrics;
 pub mod paging;
@@ -51,6 +52,7 @@ use state::AppState;
         (name = "tags", description = "Conversation labels"),
         (name = "conversations", description = "The shared inbox: conversations, messages, assignment"),
         (name = "surveys", description = "Customer satisfaction surveys (public, token-keyed)"),
+        (name = "attachments", description = "Files sent with messages"),
         (name = "realtime", description = "WebSocket push and event replay"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -178,6 +180,8 @@ pub fn server(
     listener: TcpListener,
 ) -> Result<actix_web::dev::Server, StartError> {
     let max_body = state.config.max_body;
+    // Raw bodies are the channel providers' calls, which may inline attachments.
+    let max_upload = state.config.max_upload.max(max_body);
     let workers = state.config.workers;
     let shutdown = state.config.shutdown_timeout;
     let document = openapi_document();
@@ -192,7 +196,7 @@ pub fn server(
             )
             .app_data(web::QueryConfig::default().error_handler(error::extractors::query))
             .app_data(web::PathConfig::default().error_handler(error::extractors::path))
-            .app_data(web::PayloadConfig::default().limit(max_body))
+            .app_data(web::PayloadConfig::default().limit(max_upload))
             .configure(routes::configure)
             .split_for_parts();
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))

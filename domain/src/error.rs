@@ -41,6 +41,8 @@ pub enum DomainError {
     ChannelCannotInitiate,
     #[error("this attachment is not allowed on this channel")]
     AttachmentNotAllowedOnChannel,
+    #[error("this kind of file cannot be attached, or it is not what it claims to be")]
+    UnsupportedAttachment,
 }
 
 impl DomainError {
@@ -62,6 +64,7 @@ impl DomainError {
             DomainError::ContactOptedOut => "contact_opted_out",
             DomainError::ChannelCannotInitiate => "channel_cannot_initiate",
             DomainError::AttachmentNotAllowedOnChannel => "attachment_not_allowed_on_channel",
+            DomainError::UnsupportedAttachment => "unsupported_attachment",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Switchboard's rules, free of IO: who may do what, what a user may see, how values are
 //! validated. Every rule of API.md lives here once; the api and realtime crates call it.
 
+pub mod attachments;
 pub mod conversation;
 pub mod error;
 pub mod ids;

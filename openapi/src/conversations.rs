@@ -430,3 +430,11 @@ pub struct SurveyAnswer {
     pub rating: i32,
     pub comment: Option<String>,
 }
+
+/// `multipart/form-data` with one part named `file`.
+#[derive(Debug, ToSchema)]
+pub struct UploadForm {
+    /// The file's bytes; its type is sniffed from them and must match what the part declares.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}

@@ -1,8 +1,10 @@
 //! The channel provider's calls: inbound messages and delivery reports, authenticated by an
 //! HMAC-SHA256 signature of the raw body with the channel's inbound secret.
 
+use crate::service::attachments::StoredFile;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, post, web};
+use base64::Engine;
 use domain::{Channel, ChannelId};
 use hmac::{Hmac, Mac};
 use openapi::{InboundMessage, InboundResult, Message, Problem, StatusCallback};
@@ -71,6 +73,59 @@ async fn authenticate<T: DeserializeOwned>(
     Ok((channel, parsed))
 }
 
+/// Decodes, checks and stores the files inlined in an inbound message (unless it is a
+/// replay). A file of a type we do not keep is left out, not the message.
+async fn store_inbound_files(
+    state: &AppState,
+    channel: &Channel,
+    inbound: &InboundMessage,
+) -> Result<Vec<StoredFile>, ApiError> {
+    if inbound.attachments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (id, external_id) = (channel.id, inbound.external_id.clone());
+    let seen = db::read(&state.store, move |conn| {
+        Ok(persistence::repo::receipts::find_inbound(
+            conn,
+            id,
+            &external_id,
+        )?)
+    })
+    .await?;
+    if seen.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for attachment in &inbound.attachments {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(attachment.data_base64.trim())
+            .map_err(|_| {
+                domain::DomainError::invalid("attachments", "data_base64 is not base64")
+            })?;
+        if bytes.len() > state.config.max_upload {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let Ok(sniffed) =
+            crate::service::attachments::check_upload(&bytes, Some(&attachment.content_type))
+        else {
+            tracing::warn!(
+                channel = channel.id.get(),
+                "dropping an inbound attachment of an unsupported type"
+            );
+            continue;
+        };
+        let (data_dir, org, size) = (state.config.data_dir.clone(), channel.org_id, bytes.len());
+        let key = web::block(move || crate::files::save(&data_dir, org, &bytes)).await??;
+        files.push(StoredFile {
+            sniffed,
+            size,
+            filename: attachment.filename.clone(),
+            key,
+        });
+    }
+    Ok(files)
+}
+
 /// A customer's message. Idempotent on `external_id`: a replay returns the same ids.
 #[utoipa::path(
     tag = "channels",
@@ -96,14 +151,15 @@ pub async fn receive_inbound_message(
 ) -> Result<web::Json<InboundResult>, ApiError> {
     let (channel, inbound): (Channel, InboundMessage) =
         authenticate(&state, &request, path.into_inner(), &body).await?;
+    let files = store_inbound_files(&state, &channel, &inbound).await?;
     let mut attempts = 0;
     loop {
         attempts += 1;
         let attempt = {
-            let (channel, inbound) = (channel.clone(), inbound.clone());
+            let (channel, inbound, files) = (channel.clone(), inbound.clone(), files.clone());
             db::write(&state.store, move |conn| {
                 let mut outbox = Outbox::new();
-                let result = messaging::receive(conn, &channel, &inbound, &mut outbox)?;
+                let result = messaging::receive(conn, &channel, &inbound, &files, &mut outbox)?;
                 Ok((result, outbox))
             })
             .await

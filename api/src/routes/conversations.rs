@@ -634,29 +634,16 @@ pub async fn list_messages(
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let limit = paging::limit(query.limit)?;
     let before = paging::after_id(query.before.as_deref())?;
-    let (page, mut tokens) = db::read(&state.store, move |conn| {
+    let (items, next_cursor) = db::read(&state.store, move |conn| {
         visibility::visible(conn, &actor, id)?;
         let page = messages::page(conn, id, before, limit)?;
-        let ids: Vec<_> = page.items.iter().map(|message| message.id).collect();
-        let tokens = persistence::repo::surveys::tokens_for(conn, &ids)?;
-        Ok((page, tokens))
+        let next_cursor = paging::next_id_cursor(
+            page.has_more,
+            page.items.last().map(|message| message.id.get()),
+        );
+        Ok((present::messages(conn, page.items)?, next_cursor))
     })
     .await?;
-    let next_cursor = paging::next_id_cursor(
-        page.has_more,
-        page.items.last().map(|message| message.id.get()),
-    );
-    let items = page
-        .items
-        .into_iter()
-        .map(|message| {
-            let token = tokens.remove(&message.id);
-            openapi::Message {
-                survey_token: token,
-                ..present::message(message)
-            }
-        })
-        .collect();
     Ok(web::Json(MessagePage { items, next_cursor }))
 }
 

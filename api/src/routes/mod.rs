@@ -3,6 +3,7 @@
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
+pub mod attachments;
 pub mod auth;
 pub mod canned;
 pub mod channel_calls;
@@ -11,6 +12,7 @@ pub mod conversations;
 pub mod inboxes;
 pub mod me;
 pub mod ops;
+pub mod reactions;
 pub mod surveys;
 pub mod tags;
 pub mod teams;
@@ -71,6 +73,10 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(conversations::list_messages)
         .service(conversations::send_message)
         .service(conversations::list_conversation_activity)
+        .service(reactions::add_reaction)
+        .service(reactions::remove_reaction)
+        .service(attachments::upload_attachment)
+        .service(attachments::download_attachment)
         .service(surveys::send_survey)
         .service(surveys::get_public_survey)
         .service(surveys::answer_public_survey)

@@ -13,9 +13,10 @@ use persistence::DbConnection;
 use persistence::repo::contacts::{self, Contact};
 use persistence::repo::conversations::{self, NewConversation};
 use persistence::repo::{
-    canned, channels, conversation_state, deliveries, inboxes, messages, receipts,
+    attachments, canned, channels, conversation_state, deliveries, inboxes, messages, receipts,
 };
 
+use super::attachments as uploads;
 use super::events::Outbox;
 use super::present;
 use super::visibility::{Visible, visible};
@@ -32,16 +33,6 @@ pub struct Outgoing {
     pub if_last_message_id: Option<i64>,
 }
 
-fn refuse_attachments(ids: &[i64]) -> Result<(), ApiError> {
-    // Uploads are not stored yet, so no attachment id can be valid.
-    match ids.first() {
-        Some(id) => {
-            Err(DomainError::invalid("attachment_ids", &format!("no attachment {id}")).into())
-        }
-        None => Ok(()),
-    }
-}
-
 /// Where a message is written: the open conversation, its channel and its customer.
 pub(crate) struct Thread<'a> {
     pub conversation: &'a Conversation,
@@ -49,16 +40,37 @@ pub(crate) struct Thread<'a> {
     pub contact: &'a Contact,
 }
 
+/// What an agent writes: the kind, the text, the canned response it came from, and the
+/// uploads (already claimed) it carries.
+pub(crate) struct Draft<'a> {
+    pub kind: MessageKind,
+    pub body: &'a str,
+    pub canned_response_id: Option<i64>,
+    pub attachment_ids: &'a [i64],
+}
+
+/// The body of a message: required, unless files go with it (an MMS may be a picture).
+fn checked_body(body: &str, with_files: bool) -> Result<String, ApiError> {
+    if with_files && body.trim().is_empty() {
+        return Ok(String::new());
+    }
+    Ok(validate::text("body", body, MAX_BODY_CHARS)?)
+}
+
 /// Writes an outbound message or note into an open conversation and queues its delivery.
 pub(crate) fn write_outgoing(
     conn: &mut DbConnection,
     actor: &Actor,
     thread: Thread<'_>,
-    kind: MessageKind,
-    body: &str,
-    canned_response_id: Option<i64>,
+    draft: Draft<'_>,
     outbox: &mut Outbox,
 ) -> Result<wire::Message, ApiError> {
+    let Draft {
+        kind,
+        body,
+        canned_response_id,
+        attachment_ids,
+    } = draft;
     let Thread {
         conversation,
         channel,
@@ -93,6 +105,12 @@ pub(crate) fn write_outgoing(
             canned_response_id,
         },
     )?;
+    if attachments::attach(conn, attachment_ids, message.id)? != attachment_ids.len() {
+        // Claimed a moment ago in this transaction: another send took one meanwhile.
+        return Err(
+            DomainError::invalid("attachment_ids", "an attachment was already sent").into(),
+        );
+    }
     if status == Some(DeliveryStatus::Queued) {
         deliveries::enqueue(conn, actor.org_id, message.id, channel.id)?;
     }
@@ -109,7 +127,7 @@ pub(crate) fn write_outgoing(
     };
     conversation_state::add_participant(conn, conversation.id, actor.user_id)?;
     conversation_state::mark_read(conn, actor.user_id, &updated)?;
-    let wire_message = present::message(message);
+    let wire_message = present::full_message(conn, message)?;
     outbox.message(
         conn,
         actor.org_id,
@@ -144,7 +162,7 @@ fn body_from(
             body = found.body;
         }
     }
-    Ok(validate::text("body", &body, MAX_BODY_CHARS)?)
+    checked_body(&body, !outgoing.attachment_ids.is_empty())
 }
 
 /// The contact's open conversation on the channel, or a new one in the channel's inbox
@@ -192,8 +210,6 @@ pub fn send(
             detail: "a newer message arrived in this conversation; read it before answering".into(),
         });
     }
-    refuse_attachments(&outgoing.attachment_ids)?;
-    let body = body_from(conn, actor, &conversation, &outgoing)?;
     let channel = channels::get(conn, actor.org_id, conversation.channel_id)?
         .ok_or_else(ApiError::not_found)?;
     let contact = contacts::get(conn, actor.org_id, conversation.contact_id)?
@@ -202,20 +218,21 @@ pub fn send(
         wire::SendKind::Message => MessageKind::Message,
         wire::SendKind::Note => MessageKind::Note,
     };
+    let carried = (kind == MessageKind::Message).then_some(channel.channel_type);
+    uploads::claim(conn, actor, &outgoing.attachment_ids, carried)?;
+    let body = body_from(conn, actor, &conversation, &outgoing)?;
     let thread = Thread {
         conversation: &conversation,
         channel: &channel,
         contact: &contact,
     };
-    write_outgoing(
-        conn,
-        actor,
-        thread,
+    let draft = Draft {
         kind,
-        &body,
-        outgoing.canned_response_id,
-        outbox,
-    )
+        body: &body,
+        canned_response_id: outgoing.canned_response_id,
+        attachment_ids: &outgoing.attachment_ids,
+    };
+    write_outgoing(conn, actor, thread, draft, outbox)
 }
 
 /// A new outbound conversation: the business writes first.
@@ -234,8 +251,13 @@ pub fn start(
         return Err(DomainError::invalid("channel_id", "no such channel").into());
     }
     rules::may_initiate(channel.channel_type)?;
-    refuse_attachments(&request.attachment_ids)?;
-    let body = validate::text("body", &request.body, MAX_BODY_CHARS)?;
+    uploads::claim(
+        conn,
+        actor,
+        &request.attachment_ids,
+        Some(channel.channel_type),
+    )?;
+    let body = checked_body(&request.body, !request.attachment_ids.is_empty())?;
     let contact = match (request.contact_id, request.to.as_deref()) {
         (Some(id), None) => contacts::get(conn, actor.org_id, ContactId(id))?
             .ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?,
@@ -265,15 +287,13 @@ pub fn start(
         channel: &channel,
         contact: &contact,
     };
-    write_outgoing(
-        conn,
-        actor,
-        thread,
-        MessageKind::Message,
-        &body,
-        None,
-        outbox,
-    )?;
+    let draft = Draft {
+        kind: MessageKind::Message,
+        body: &body,
+        canned_response_id: None,
+        attachment_ids: &request.attachment_ids,
+    };
+    write_outgoing(conn, actor, thread, draft, outbox)?;
     let current =
         conversations::get(conn, actor.org_id, conversation.id)?.ok_or_else(ApiError::not_found)?;
     present::one(conn, actor.org_id, Some(actor.user_id), current)
@@ -284,6 +304,7 @@ pub fn receive(
     conn: &mut DbConnection,
     channel: &Channel,
     inbound: &wire::InboundMessage,
+    files: &[uploads::StoredFile],
     outbox: &mut Outbox,
 ) -> Result<wire::InboundResult, ApiError> {
     let org = channel.org_id;
@@ -353,14 +374,12 @@ pub fn receive(
         message.created_at,
         &rules::preview(&inbound.body),
     )?;
+    for file in files {
+        uploads::record(conn, org, None, Some(message.id), file)?;
+    }
     receipts::insert_inbound(conn, channel.id, &external_id, conversation.id, message.id)?;
-    outbox.message(
-        conn,
-        org,
-        updated.inbox_id,
-        "message.created",
-        &present::message(message.clone()),
-    )?;
+    let presented = present::full_message(conn, message.clone())?;
+    outbox.message(conn, org, updated.inbox_id, "message.created", &presented)?;
     let is_new = updated.message_count == 1;
     let neutral = present::one(conn, org, None, updated.clone())?;
     outbox.conversation(conn, "conversation.updated", &neutral)?;
@@ -403,7 +422,7 @@ pub fn delivery_report(
     };
     let updated =
         messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
-    let wire_message = present::message(updated);
+    let wire_message = present::full_message(conn, updated)?;
     outbox.message(
         conn,
         org,

@@ -1,6 +1,7 @@
 //! What handlers call: the steps of each use case, composed inside one transaction, with
 //! the domain rules deciding and the repositories storing. Handlers parse and answer.
 
+pub mod attachments;
 pub mod auto_assign;
 pub mod conversations;
 pub mod events;

@@ -170,3 +170,57 @@ pub fn message(item: Message) -> wire::Message {
         created_at: item.created_at,
     }
 }
+
+fn attachment(item: persistence::repo::attachments::Attachment) -> wire::Attachment {
+    wire::Attachment {
+        id: item.id,
+        content_type: item.content_type,
+        size: item.size,
+        filename: item.filename,
+    }
+}
+
+/// Presents messages with their attachments, reactions and survey tokens: three queries
+/// whatever the page size.
+pub fn messages(
+    conn: &mut DbConnection,
+    list: Vec<Message>,
+) -> Result<Vec<wire::Message>, ApiError> {
+    use persistence::repo::{attachments, reactions, surveys};
+    let ids: Vec<domain::MessageId> = list.iter().map(|item| item.id).collect();
+    let mut files = attachments::of_messages(conn, &ids)?;
+    let mut reacted = reactions::of_messages(conn, &ids)?;
+    let mut tokens = surveys::tokens_for(conn, &ids)?;
+    Ok(list
+        .into_iter()
+        .map(|item| {
+            let id = item.id;
+            let mut presented = message(item);
+            presented.attachments = files
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(attachment)
+                .collect();
+            presented.reactions = reacted
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|reaction| wire::Reaction {
+                    emoji: reaction.emoji,
+                    user_ids: reaction.user_ids,
+                    contact: reaction.contact,
+                })
+                .collect();
+            presented.survey_token = tokens.remove(&id);
+            presented
+        })
+        .collect())
+}
+
+/// One message, complete.
+pub fn full_message(conn: &mut DbConnection, item: Message) -> Result<wire::Message, ApiError> {
+    messages(conn, vec![item])?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("presenting a message produced nothing".into()))
+}

@@ -8,7 +8,7 @@ use persistence::DbConnection;
 use persistence::repo::{channels, contacts, surveys};
 
 use super::events::Outbox;
-use super::messaging::{Thread, write_outgoing};
+use super::messaging::{Draft, Thread, write_outgoing};
 use super::visibility::{Visible, visible};
 use crate::auth::random_token;
 use crate::error::ApiError;
@@ -35,15 +35,13 @@ pub fn send(
         channel: &channel,
         contact: &contact,
     };
-    let mut message = write_outgoing(
-        conn,
-        actor,
-        thread,
-        MessageKind::Survey,
-        &body,
-        None,
-        outbox,
-    )?;
+    let draft = Draft {
+        kind: MessageKind::Survey,
+        body: &body,
+        canned_response_id: None,
+        attachment_ids: &[],
+    };
+    let mut message = write_outgoing(conn, actor, thread, draft, outbox)?;
     surveys::insert(
         conn,
         &token,

@@ -2,6 +2,7 @@
 //! several into one transaction (`Store::write`) with the event-log row of the change.
 
 pub mod activity;
+pub mod attachments;
 pub mod canned;
 pub mod channels;
 pub mod contacts;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod inboxes;
 pub mod messages;
 pub mod orgs;
+pub mod reactions;
 pub mod receipts;
 pub mod settings;
 pub mod surveys;

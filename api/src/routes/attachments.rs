@@ -1,0 +1,115 @@
+//! Attachments: upload before sending, download like the conversation they belong to.
+
+use actix_multipart::Multipart;
+use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::{HttpResponse, get, post, web};
+use futures_util::TryStreamExt;
+use openapi::{Attachment, Problem, UploadForm};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::service::attachments;
+use crate::state::AppState;
+use crate::{db, files};
+
+/// Uploads a file to attach to a message (`attachment_ids`). Its type is sniffed from its
+/// bytes: images (JPEG, PNG, GIF), PDF, vCard, audio, video.
+#[utoipa::path(
+    tag = "attachments",
+    operation_id = "upload_attachment",
+    security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = Attachment),
+        (status = 400, description = "No `file` part", body = Problem),
+        (status = 413, description = "`payload_too_large`", body = Problem),
+        (status = 415, description = "`unsupported_attachment`: not an allowed type, or not what it claims", body = Problem),
+    )
+)]
+#[post("/v1/attachments")]
+pub async fn upload_attachment(
+    state: web::Data<AppState>,
+    caller: Caller,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.config.max_upload;
+    let bad = |error: actix_multipart::MultipartError| {
+        ApiError::BadRequest(format!("invalid multipart body: {error}"))
+    };
+    let mut upload = None;
+    while let Some(mut field) = form.try_next().await.map_err(bad)? {
+        if field.name() != Some("file") {
+            // Drain parts we do not use.
+            while field.try_next().await.map_err(bad)?.is_some() {}
+            continue;
+        }
+        let declared = field
+            .content_type()
+            .map(|mime| mime.essence_str().to_string());
+        let filename = field
+            .content_disposition()
+            .and_then(|disposition| disposition.get_filename())
+            .unwrap_or("file")
+            .to_string();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.try_next().await.map_err(bad)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        upload = Some((declared, filename, bytes));
+    }
+    let (declared, filename, bytes) = upload.ok_or_else(|| {
+        ApiError::BadRequest("send the file in a multipart part named `file`".into())
+    })?;
+    let sniffed = attachments::check_upload(&bytes, declared.as_deref())?;
+    let actor = caller.actor();
+    let data_dir = state.config.data_dir.clone();
+    let size = bytes.len();
+    let key = web::block(move || files::save(&data_dir, actor.org_id, &bytes)).await??;
+    let file = attachments::StoredFile {
+        sniffed,
+        size,
+        filename,
+        key,
+    };
+    let stored = db::write(&state.store, move |conn| {
+        attachments::record(conn, actor.org_id, Some(actor.user_id), None, &file)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(attachments::present(&stored)))
+}
+
+/// The file's bytes, for whoever may see the conversation it was sent in (or its uploader).
+#[utoipa::path(
+    tag = "attachments",
+    operation_id = "download_attachment",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "The bytes, with their content type", content_type = "application/octet-stream", body = String), (status = 404, body = Problem))
+)]
+#[get("/v1/attachments/{id}")]
+pub async fn download_attachment(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, id) = (caller.actor(), path.into_inner());
+    let item = db::read(&state.store, move |conn| {
+        attachments::readable(conn, &actor, id)
+    })
+    .await?;
+    let data_dir = state.config.data_dir.clone();
+    let key = item.storage_key.clone();
+    let bytes = web::block(move || files::load(&data_dir, &key)).await??;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        item.filename.replace(['"', '\\'], "_")
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, item.content_type))
+        .insert_header((CONTENT_DISPOSITION, disposition))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(bytes))
+}

@@ -1,0 +1,95 @@
+//! Reactions to messages, per user.
+
+use actix_web::{delete, put, web};
+use domain::{DomainError, MessageId};
+use openapi::{Message, Problem};
+use persistence::repo::{messages, reactions};
+
+use crate::auth::Caller;
+use crate::db;
+use crate::error::ApiError;
+use crate::service::events::Outbox;
+use crate::service::{present, visibility};
+use crate::state::AppState;
+
+fn check_emoji(emoji: &str) -> Result<(), ApiError> {
+    let ok = !emoji.is_empty()
+        && emoji.len() <= 32
+        && !emoji
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid("emoji", "must be one emoji").into())
+    }
+}
+
+async fn react(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: i64,
+    emoji: String,
+    add: bool,
+) -> Result<web::Json<Message>, ApiError> {
+    check_emoji(&emoji)?;
+    let (actor, id) = (caller.actor(), MessageId(id));
+    let (message, outbox) = db::write(&state.store, move |conn| {
+        let message = messages::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
+        let found = visibility::visible(conn, &actor, message.conversation_id)?;
+        if add {
+            reactions::add(conn, id, &emoji, actor.user_id)?;
+        } else {
+            reactions::remove(conn, id, &emoji, actor.user_id)?;
+        }
+        let presented = present::full_message(conn, message)?;
+        let mut outbox = Outbox::new();
+        outbox.message(
+            conn,
+            actor.org_id,
+            found.inbox.id,
+            "message.updated",
+            &presented,
+        )?;
+        Ok((presented, outbox))
+    })
+    .await?;
+    outbox.publish(&state);
+    Ok(web::Json(message))
+}
+
+/// Reacts to a message with an emoji (idempotent).
+#[utoipa::path(
+    tag = "conversations",
+    operation_id = "add_reaction",
+    security(("bearer" = [])),
+    params(("id" = i64, Path), ("emoji" = String, Path)),
+    responses((status = 200, body = Message), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+#[put("/v1/messages/{id}/reactions/{emoji}")]
+pub async fn add_reaction(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, String)>,
+) -> Result<web::Json<Message>, ApiError> {
+    let (id, emoji) = path.into_inner();
+    react(state, caller, id, emoji, true).await
+}
+
+/// Takes the caller's reaction back (idempotent).
+#[utoipa::path(
+    tag = "conversations",
+    operation_id = "remove_reaction",
+    security(("bearer" = [])),
+    params(("id" = i64, Path), ("emoji" = String, Path)),
+    responses((status = 200, body = Message), (status = 404, body = Problem), (status = 422, body = Problem))
+)]
+#[delete("/v1/messages/{id}/reactions/{emoji}")]
+pub async fn remove_reaction(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(i64, String)>,
+) -> Result<web::Json<Message>, ApiError> {
+    let (id, emoji) = path.into_inner();
+    react(state, caller, id, emoji, false).await
+}
