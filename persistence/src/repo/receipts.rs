@@ -86,3 +86,11 @@ pub fn insert_key(
         .execute(conn)?;
     Ok(())
 }
+
+/// Forgets idempotency keys older than `cutoff` (retries come within minutes, not days).
+pub fn purge_keys_before(
+    conn: &mut DbConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(keys::table.filter(keys::created_at.lt(to_db(cutoff)))).execute(conn)?)
+}
