@@ -31,7 +31,8 @@ pub const CLOSE_CURSOR_EXPIRED: u16 = 4409;
 pub const MAX_FRAME: usize = 16 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(20);
 const DEAD_AFTER: Duration = Duration::from_secs(60);
-/// How long a new socket holds live events for a `resume` that may follow at once.
+/// How long a new socket holds live events for a `resume` that may follow at once (clients
+/// that resume send it first thing).
 const RESUME_GRACE: Duration = Duration::from_millis(750);
 /// Typing and viewing relay at most this often per socket and conversation.
 const EPHEMERAL_EVERY: Duration = Duration::from_secs(1);
@@ -406,6 +407,13 @@ async fn run_session(
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
     let actor = caller.actor();
+    // Where this socket starts: whatever commits from here on must reach it, including
+    // what commits before the hub has registered it (the grace replay below covers that).
+    let store = state.store.clone();
+    let start = web::block(move || store.read(|conn| events::last_seq(conn, actor.org_id)))
+        .await
+        .ok()
+        .and_then(Result::ok);
     let (handle, mut queue) = state.hub.register(actor.org_id.get(), actor.user_id.get());
     publish_presence(
         &state,
@@ -467,10 +475,6 @@ async fn run_session(
                     Ok(ClientFrame::Viewing { conversation_id }) => relay(&state, &actor, &mut relayed, "viewing", conversation_id).await,
                     Err(_) => break close(CLOSE_BAD_FRAME, "unknown or malformed frame"),
                 }
-                if holding && !resuming {
-                    holding = false;
-                    if !flush(&mut out, &mut held, 0).await { break None; }
-                }
             }
             outgoing = queue.recv() => match outgoing {
                 None => break close(CLOSE_TOO_SLOW, "too slow to keep up; reconnect and resume"),
@@ -496,10 +500,18 @@ async fn run_session(
                     if !flush(&mut out, &mut held, through).await { break None; }
                 }
             },
-            () = &mut grace, if holding && !resuming => {
-                holding = false;
-                if !flush(&mut out, &mut held, 0).await { break None; }
-            }
+            // No resume came: replay from where the socket started, so that nothing
+            // committed while it was being registered is missed, then go live.
+            () = &mut grace, if holding && !resuming => match start {
+                Some(start) => {
+                    resuming = true;
+                    state.hub.resume(handle, start);
+                }
+                None => {
+                    holding = false;
+                    if !flush(&mut out, &mut held, 0).await { break None; }
+                }
+            },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > DEAD_AFTER {
                     break close(1001, "no answer to pings");

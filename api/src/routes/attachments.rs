@@ -1,7 +1,9 @@
 //! Attachments: upload before sending, download like the conversation they belong to.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::http::header::{
+    CONTENT_TYPE, Charset, ContentDisposition, DispositionParam, DispositionType, ExtendedValue,
+};
 use actix_web::{HttpResponse, get, post, web};
 use futures_util::TryStreamExt;
 use openapi::{Attachment, Problem, UploadForm};
@@ -103,13 +105,37 @@ pub async fn download_attachment(
     let data_dir = state.config.data_dir.clone();
     let key = item.storage_key.clone();
     let bytes = web::block(move || files::load(&data_dir, &key)).await??;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        item.filename.replace(['"', '\\'], "_")
-    );
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, item.content_type))
-        .insert_header((CONTENT_DISPOSITION, disposition))
+        .insert_header(disposition(&item.filename))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(bytes))
+}
+
+/// `attachment` with the stored name: a plain ASCII `filename` every client reads, and the
+/// exact name as `filename*` (RFC 6266) when it is not ASCII. Raw UTF-8 in `filename` would
+/// reach browsers' `fetch` as Latin-1 mojibake.
+fn disposition(filename: &str) -> ContentDisposition {
+    let fallback: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut parameters = vec![DispositionParam::Filename(fallback)];
+    if !filename.is_ascii() {
+        parameters.push(DispositionParam::FilenameExt(ExtendedValue {
+            charset: Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: filename.as_bytes().to_vec(),
+        }));
+    }
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters,
+    }
 }

@@ -191,24 +191,14 @@ pub fn add_tag(
     conversation: ConversationId,
     tag: TagId,
 ) -> Result<bool, StoreError> {
-    let present: i64 = ctags::table
-        .filter(
-            ctags::conversation_id
-                .eq(conversation.get())
-                .and(ctags::tag_id.eq(tag.get())),
-        )
-        .count()
-        .get_result(conn)?;
-    if present > 0 {
-        return Ok(false);
-    }
-    diesel::insert_into(ctags::table)
-        .values((
-            ctags::conversation_id.eq(conversation.get()),
-            ctags::tag_id.eq(tag.get()),
-        ))
-        .execute(conn)?;
-    Ok(true)
+    super::insert_if_absent(conn, |conn| {
+        diesel::insert_into(ctags::table)
+            .values((
+                ctags::conversation_id.eq(conversation.get()),
+                ctags::tag_id.eq(tag.get()),
+            ))
+            .execute(conn)
+    })
 }
 
 /// Removes the tag; `false` when the conversation did not have it.
@@ -255,21 +245,13 @@ pub fn add_participant(
     conversation: ConversationId,
     user: UserId,
 ) -> Result<(), StoreError> {
-    let present: i64 = participants::table
-        .filter(
-            participants::conversation_id
-                .eq(conversation.get())
-                .and(participants::user_id.eq(user.get())),
-        )
-        .count()
-        .get_result(conn)?;
-    if present == 0 {
+    super::insert_if_absent(conn, |conn| {
         diesel::insert_into(participants::table)
             .values((
                 participants::conversation_id.eq(conversation.get()),
                 participants::user_id.eq(user.get()),
             ))
-            .execute(conn)?;
-    }
+            .execute(conn)
+    })?;
     Ok(())
 }

@@ -244,17 +244,16 @@ pub fn memberships_of(
 
 /// Adds a member, logged in to the queue; adding one twice changes nothing.
 pub fn add_member(conn: &mut DbConnection, inbox: InboxId, user: UserId) -> Result<(), StoreError> {
-    if is_member(conn, inbox, user)? {
-        return Ok(());
-    }
-    diesel::insert_into(inbox_members::table)
-        .values((
-            inbox_members::inbox_id.eq(inbox.get()),
-            inbox_members::user_id.eq(user.get()),
-            inbox_members::logged_in.eq(true),
-            inbox_members::created_at.eq(to_db(now())),
-        ))
-        .execute(conn)?;
+    super::insert_if_absent(conn, |conn| {
+        diesel::insert_into(inbox_members::table)
+            .values((
+                inbox_members::inbox_id.eq(inbox.get()),
+                inbox_members::user_id.eq(user.get()),
+                inbox_members::logged_in.eq(true),
+                inbox_members::created_at.eq(to_db(now())),
+            ))
+            .execute(conn)
+    })?;
     Ok(())
 }
 

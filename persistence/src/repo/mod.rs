@@ -50,3 +50,18 @@ impl<T> Page<T> {
         }
     }
 }
+
+/// Inserts a row unless an equal one exists (a unique index decides), also when two
+/// requests race: the insert runs in a savepoint, so a refused one does not abort the
+/// caller's transaction on PostgreSQL. `true` when this call inserted it.
+pub(crate) fn insert_if_absent(
+    conn: &mut crate::DbConnection,
+    insert: impl FnOnce(&mut crate::DbConnection) -> diesel::QueryResult<usize>,
+) -> Result<bool, StoreError> {
+    use diesel::Connection;
+    match conn.transaction(|conn| insert(conn).map_err(StoreError::from)) {
+        Ok(inserted) => Ok(inserted > 0),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}

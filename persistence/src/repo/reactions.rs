@@ -23,16 +23,8 @@ pub fn add(
     emoji: &str,
     user: UserId,
 ) -> Result<(), StoreError> {
-    let present: i64 = r::table
-        .filter(
-            r::message_id
-                .eq(message.get())
-                .and(r::emoji.eq(emoji))
-                .and(r::user_id.eq(user.get())),
-        )
-        .count()
-        .get_result(conn)?;
-    if present == 0 {
+    // The same reaction sent at once (two devices, a retry): one row, and no failure.
+    super::insert_if_absent(conn, |conn| {
         diesel::insert_into(r::table)
             .values((
                 r::message_id.eq(message.get()),
@@ -40,8 +32,8 @@ pub fn add(
                 r::user_id.eq(Some(user.get())),
                 r::created_at.eq(to_db(now())),
             ))
-            .execute(conn)?;
-    }
+            .execute(conn)
+    })?;
     Ok(())
 }
 

@@ -112,15 +112,14 @@ pub fn delete(conn: &mut DbConnection, org: OrgId, id: TeamId) -> Result<bool, S
 
 /// Adds a member; adding one twice is not an error (PUT is idempotent).
 pub fn add_member(conn: &mut DbConnection, team: TeamId, user: UserId) -> Result<(), StoreError> {
-    if is_member(conn, team, user)? {
-        return Ok(());
-    }
-    diesel::insert_into(team_members::table)
-        .values((
-            team_members::team_id.eq(team.get()),
-            team_members::user_id.eq(user.get()),
-        ))
-        .execute(conn)?;
+    super::insert_if_absent(conn, |conn| {
+        diesel::insert_into(team_members::table)
+            .values((
+                team_members::team_id.eq(team.get()),
+                team_members::user_id.eq(user.get()),
+            ))
+            .execute(conn)
+    })?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod admin_channels;
 mod admin_inboxes;
+mod attachments;
 mod auth;
 mod conversation_rules;
 mod conversations;
