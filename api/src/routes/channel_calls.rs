@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::db;
 use crate::error::ApiError;
-use crate::service::events::Outbox;
+use crate::service::events::{self, Outbox};
 use crate::service::messaging;
 use crate::state::AppState;
 
@@ -222,13 +222,10 @@ pub async fn receive_delivery_status(
 ) -> Result<web::Json<Message>, ApiError> {
     let (channel, report): (Channel, StatusCallback) =
         authenticate(&state, &request, path.into_inner(), &body).await?;
-    let (message, outbox) = db::write(&state.store, move |conn| {
-        let mut outbox = Outbox::new();
-        let message = messaging::delivery_report(conn, &channel, &report, &mut outbox)?;
-        Ok((message, outbox))
+    let message = events::write(&state, move |conn, outbox| {
+        messaging::delivery_report(conn, &channel, &report, outbox)
     })
     .await?;
-    outbox.publish(&state);
     Ok(web::Json(message))
 }
 

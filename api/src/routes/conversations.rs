@@ -13,7 +13,7 @@ use persistence::repo::{activity, messages, tags};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::service::events::Outbox;
+use crate::service::events::{self, Outbox};
 use crate::service::idempotency::{self, Key};
 use crate::service::messaging::{self, Outgoing};
 use crate::service::{conversations, present, visibility};
@@ -301,22 +301,6 @@ pub async fn get_conversation(
     Ok(web::Json(item))
 }
 
-/// Runs a change to one conversation in a transaction and publishes its events.
-async fn change<T, F>(state: &web::Data<AppState>, work: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut persistence::DbConnection, &mut Outbox) -> Result<T, ApiError> + Send + 'static,
-{
-    let (result, outbox) = db::write(&state.store, move |conn| {
-        let mut outbox = Outbox::new();
-        let result = work(conn, &mut outbox)?;
-        Ok((result, outbox))
-    })
-    .await?;
-    outbox.publish(state);
-    Ok(result)
-}
-
 /// Assigns the conversation (or unassigns it with `assignee_id: null`).
 #[utoipa::path(
     tag = "conversations",
@@ -340,7 +324,7 @@ pub async fn assign_conversation(
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let body = body.into_inner();
-    let item = change(&state, move |conn, outbox| {
+    let item = events::write(&state, move |conn, outbox| {
         conversations::assign(
             conn,
             &actor,
@@ -372,7 +356,7 @@ pub async fn close_conversation(
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let spam = body.is_some_and(|body| body.spam);
-    let item = change(&state, move |conn, outbox| {
+    let item = events::write(&state, move |conn, outbox| {
         conversations::close(conn, &actor, id, spam, outbox)
     })
     .await?;
@@ -400,7 +384,7 @@ pub async fn move_conversation(
         ConversationId(path.into_inner()),
         InboxId(body.inbox_id),
     );
-    let item = change(&state, move |conn, outbox| {
+    let item = events::write(&state, move |conn, outbox| {
         conversations::move_to(conn, &actor, id, target, outbox)
     })
     .await?;
@@ -495,7 +479,7 @@ pub async fn tag_conversation(
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (id, name) = path.into_inner();
     let (actor, id) = (caller.actor(), ConversationId(id));
-    let item = change(&state, move |conn, outbox| {
+    let item = events::write(&state, move |conn, outbox| {
         conversations::set_tag(conn, &actor, id, &name, true, outbox)
     })
     .await?;
@@ -517,7 +501,7 @@ pub async fn untag_conversation(
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (id, name) = path.into_inner();
     let (actor, id) = (caller.actor(), ConversationId(id));
-    let item = change(&state, move |conn, outbox| {
+    let item = events::write(&state, move |conn, outbox| {
         conversations::set_tag(conn, &actor, id, &name, false, outbox)
     })
     .await?;
@@ -545,7 +529,7 @@ pub async fn link_conversation_contact(
         ConversationId(path.into_inner()),
         ContactId(body.contact_id),
     );
-    let item = change(&state, move |conn, outbox| {
+    let item = events::write(&state, move |conn, outbox| {
         conversations::link_contact(conn, &actor, id, contact, outbox)
     })
     .await?;
@@ -595,7 +579,7 @@ pub async fn bulk_conversations(
             body.tag.clone().unwrap_or_default(),
         );
         // Each conversation in its own transaction: one refusal does not undo the others.
-        let outcome = change(&state, move |conn, outbox| match action {
+        let outcome = events::write(&state, move |conn, outbox| match action {
             BulkAction::Close => conversations::close(conn, &actor, id, false, outbox).map(drop),
             BulkAction::Assign => {
                 conversations::assign(conn, &actor, id, assignee, None, outbox).map(drop)

@@ -6,9 +6,8 @@ use openapi::{Message, Problem};
 use persistence::repo::{messages, reactions};
 
 use crate::auth::Caller;
-use crate::db;
 use crate::error::ApiError;
-use crate::service::events::Outbox;
+use crate::service::events;
 use crate::service::{present, visibility};
 use crate::state::AppState;
 
@@ -34,7 +33,7 @@ async fn react(
 ) -> Result<web::Json<Message>, ApiError> {
     check_emoji(&emoji)?;
     let (actor, id) = (caller.actor(), MessageId(id));
-    let (message, outbox) = db::write(&state.store, move |conn| {
+    let message = events::write(&state, move |conn, outbox| {
         let message = messages::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
         let found = visibility::visible(conn, &actor, message.conversation_id)?;
         if add {
@@ -43,7 +42,6 @@ async fn react(
             reactions::remove(conn, id, &emoji, actor.user_id)?;
         }
         let presented = present::full_message(conn, message)?;
-        let mut outbox = Outbox::new();
         outbox.message(
             conn,
             actor.org_id,
@@ -51,10 +49,9 @@ async fn react(
             "message.updated",
             &presented,
         )?;
-        Ok((presented, outbox))
+        Ok(presented)
     })
     .await?;
-    outbox.publish(&state);
     Ok(web::Json(message))
 }
 

@@ -7,7 +7,7 @@ use openapi::{Message, Problem, PublicSurvey, SurveyAnswer};
 use crate::auth::Caller;
 use crate::db;
 use crate::error::ApiError;
-use crate::service::events::Outbox;
+use crate::service::events;
 use crate::service::surveys;
 use crate::state::AppState;
 
@@ -31,13 +31,10 @@ pub async fn send_survey(
 ) -> Result<HttpResponse, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let base = state.config.public_base();
-    let (message, outbox) = db::write(&state.store, move |conn| {
-        let mut outbox = Outbox::new();
-        let message = surveys::send(conn, &actor, id, &base, &mut outbox)?;
-        Ok((message, outbox))
+    let message = events::write(&state, move |conn, outbox| {
+        surveys::send(conn, &actor, id, &base, outbox)
     })
     .await?;
-    outbox.publish(&state);
     Ok(HttpResponse::Created().json(message))
 }
 

@@ -120,3 +120,20 @@ impl Outbox {
         }
     }
 }
+
+/// Runs `work` in one transaction with an outbox, and publishes its events once the
+/// transaction has committed (nothing is published for a rolled-back change).
+pub async fn write<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection, &mut Outbox) -> Result<T, ApiError> + Send + 'static,
+{
+    let (result, outbox) = crate::db::write(&state.store, move |conn| {
+        let mut outbox = Outbox::new();
+        let result = work(conn, &mut outbox)?;
+        Ok((result, outbox))
+    })
+    .await?;
+    outbox.publish(state);
+    Ok(result)
+}

@@ -198,24 +198,33 @@ pub fn is_member(
     Ok(found > 0)
 }
 
-pub fn members(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<InboxMember>, StoreError> {
-    let rows: Vec<(i64, i64, bool)> = inbox_members::table
-        .filter(inbox_members::inbox_id.eq(inbox.get()))
-        .order(inbox_members::user_id)
-        .select((
-            inbox_members::inbox_id,
-            inbox_members::user_id,
-            inbox_members::logged_in,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
+const MEMBER_COLUMNS: (
+    inbox_members::inbox_id,
+    inbox_members::user_id,
+    inbox_members::logged_in,
+) = (
+    inbox_members::inbox_id,
+    inbox_members::user_id,
+    inbox_members::logged_in,
+);
+
+fn to_members(rows: Vec<(i64, i64, bool)>) -> Vec<InboxMember> {
+    rows.into_iter()
         .map(|(inbox_id, user_id, logged_in)| InboxMember {
             inbox_id: InboxId(inbox_id),
             user_id: UserId(user_id),
             logged_in,
         })
-        .collect())
+        .collect()
+}
+
+pub fn members(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<InboxMember>, StoreError> {
+    let rows = inbox_members::table
+        .filter(inbox_members::inbox_id.eq(inbox.get()))
+        .order(inbox_members::user_id)
+        .select(MEMBER_COLUMNS)
+        .load(conn)?;
+    Ok(to_members(rows))
 }
 
 /// A user's memberships (for `GET /v1/me`).
@@ -223,23 +232,12 @@ pub fn memberships_of(
     conn: &mut DbConnection,
     user: UserId,
 ) -> Result<Vec<InboxMember>, StoreError> {
-    let rows: Vec<(i64, i64, bool)> = inbox_members::table
+    let rows = inbox_members::table
         .filter(inbox_members::user_id.eq(user.get()))
         .order(inbox_members::inbox_id)
-        .select((
-            inbox_members::inbox_id,
-            inbox_members::user_id,
-            inbox_members::logged_in,
-        ))
+        .select(MEMBER_COLUMNS)
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(inbox_id, user_id, logged_in)| InboxMember {
-            inbox_id: InboxId(inbox_id),
-            user_id: UserId(user_id),
-            logged_in,
-        })
-        .collect())
+    Ok(to_members(rows))
 }
 
 /// Adds a member, logged in to the queue; adding one twice changes nothing.
