@@ -4,10 +4,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::on_both_backends;
 use crate::support::{
     ADMIN_EMAIL, Backend, PASSWORD, Reply, Session, TestApp, TestDb, into_reply, test_config,
 };
+use crate::{on_both_backends, on_both_backends_with};
 
 /// `POST /v1/auth/login` without asserting the outcome.
 async fn try_login(app: &TestApp, email: &str, password: &str) -> Reply {
@@ -439,33 +439,13 @@ async fn an_account_is_held_after_too_many_failures_even_with_the_right_password
     app.admin().await;
 }
 
-mod an_account_is_held_after_too_many_failures_even_with_the_right_password {
-    fn configure(config: &mut api::Config) {
-        config.login_failures_per_account = 3;
-    }
-
-    #[actix_web::test]
-    async fn sqlite() {
-        crate::support::run(
-            crate::support::Backend::Sqlite,
-            "auth::an_account_is_held_after_too_many_failures_even_with_the_right_password::sqlite",
-            configure,
-            super::an_account_is_held_after_too_many_failures_even_with_the_right_password,
-        )
-        .await;
-    }
-
-    #[actix_web::test]
-    async fn postgres() {
-        crate::support::run(
-            crate::support::Backend::Postgres,
-            "auth::an_account_is_held_after_too_many_failures_even_with_the_right_password::postgres",
-            configure,
-            super::an_account_is_held_after_too_many_failures_even_with_the_right_password,
-        )
-        .await;
-    }
+fn an_account_is_held_after_too_many_failures_even_with_the_right_password_config(
+    config: &mut api::Config,
+) {
+    config.login_failures_per_account = 3;
 }
+
+on_both_backends_with!(an_account_is_held_after_too_many_failures_even_with_the_right_password_config => an_account_is_held_after_too_many_failures_even_with_the_right_password);
 
 async fn failures_spread_over_many_accounts_trip_the_address_limit(app: TestApp) {
     for email in ["one@example.com", "two@example.com", "three@example.com"] {
@@ -479,34 +459,12 @@ async fn failures_spread_over_many_accounts_trip_the_address_limit(app: TestApp)
     retry_after(&held);
 }
 
-mod failures_spread_over_many_accounts_trip_the_address_limit {
-    fn configure(config: &mut api::Config) {
-        config.login_failures_per_account = 100;
-        config.login_failures_per_address = 3;
-    }
-
-    #[actix_web::test]
-    async fn sqlite() {
-        crate::support::run(
-            crate::support::Backend::Sqlite,
-            "auth::failures_spread_over_many_accounts_trip_the_address_limit::sqlite",
-            configure,
-            super::failures_spread_over_many_accounts_trip_the_address_limit,
-        )
-        .await;
-    }
-
-    #[actix_web::test]
-    async fn postgres() {
-        crate::support::run(
-            crate::support::Backend::Postgres,
-            "auth::failures_spread_over_many_accounts_trip_the_address_limit::postgres",
-            configure,
-            super::failures_spread_over_many_accounts_trip_the_address_limit,
-        )
-        .await;
-    }
+fn failures_spread_over_many_accounts_trip_the_address_limit_config(config: &mut api::Config) {
+    config.login_failures_per_account = 100;
+    config.login_failures_per_address = 3;
 }
+
+on_both_backends_with!(failures_spread_over_many_accounts_trip_the_address_limit_config => failures_spread_over_many_accounts_trip_the_address_limit);
 
 /// Behind a trusted proxy, the forwarded client address is what counts, IPv4 or IPv6.
 async fn behind_a_proxy_each_forwarded_client_is_counted_apart(app: TestApp) {
@@ -539,35 +497,13 @@ async fn behind_a_proxy_each_forwarded_client_is_counted_apart(app: TestApp) {
     }
 }
 
-mod behind_a_proxy_each_forwarded_client_is_counted_apart {
-    fn configure(config: &mut api::Config) {
-        config.trust_proxy = true;
-        config.login_failures_per_account = 100;
-        config.login_failures_per_address = 2;
-    }
-
-    #[actix_web::test]
-    async fn sqlite() {
-        crate::support::run(
-            crate::support::Backend::Sqlite,
-            "auth::behind_a_proxy_each_forwarded_client_is_counted_apart::sqlite",
-            configure,
-            super::behind_a_proxy_each_forwarded_client_is_counted_apart,
-        )
-        .await;
-    }
-
-    #[actix_web::test]
-    async fn postgres() {
-        crate::support::run(
-            crate::support::Backend::Postgres,
-            "auth::behind_a_proxy_each_forwarded_client_is_counted_apart::postgres",
-            configure,
-            super::behind_a_proxy_each_forwarded_client_is_counted_apart,
-        )
-        .await;
-    }
+fn behind_a_proxy_each_forwarded_client_is_counted_apart_config(config: &mut api::Config) {
+    config.trust_proxy = true;
+    config.login_failures_per_account = 100;
+    config.login_failures_per_address = 2;
 }
+
+on_both_backends_with!(behind_a_proxy_each_forwarded_client_is_counted_apart_config => behind_a_proxy_each_forwarded_client_is_counted_apart);
 
 // --- Access tokens -----------------------------------------------------------------------
 
@@ -650,34 +586,14 @@ async fn an_expired_access_token_is_refused_but_the_session_can_be_refreshed(app
     assert_eq!(renewed.body["user"]["id"], admin.user_id);
 }
 
-mod an_expired_access_token_is_refused_but_the_session_can_be_refreshed {
-    fn configure(config: &mut api::Config) {
-        // Tokens are born a minute past their expiry (beyond any clock-skew leeway).
-        config.access_token_ttl = -60;
-    }
-
-    #[actix_web::test]
-    async fn sqlite() {
-        crate::support::run(
-            crate::support::Backend::Sqlite,
-            "auth::an_expired_access_token_is_refused_but_the_session_can_be_refreshed::sqlite",
-            configure,
-            super::an_expired_access_token_is_refused_but_the_session_can_be_refreshed,
-        )
-        .await;
-    }
-
-    #[actix_web::test]
-    async fn postgres() {
-        crate::support::run(
-            crate::support::Backend::Postgres,
-            "auth::an_expired_access_token_is_refused_but_the_session_can_be_refreshed::postgres",
-            configure,
-            super::an_expired_access_token_is_refused_but_the_session_can_be_refreshed,
-        )
-        .await;
-    }
+fn an_expired_access_token_is_refused_but_the_session_can_be_refreshed_config(
+    config: &mut api::Config,
+) {
+    // Tokens are born a minute past their expiry (beyond any clock-skew leeway).
+    config.access_token_ttl = -60;
 }
+
+on_both_backends_with!(an_expired_access_token_is_refused_but_the_session_can_be_refreshed_config => an_expired_access_token_is_refused_but_the_session_can_be_refreshed);
 
 // --- The caller's own profile ------------------------------------------------------------
 

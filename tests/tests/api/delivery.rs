@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::on_both_backends_with;
 use crate::support::{ADMIN_EMAIL, PASSWORD, Reply, Session, TestApp, into_reply, session_from};
 
 const SIGNATURE_HEADER: &str = "X-Switchboard-Signature";
@@ -40,23 +41,6 @@ fn two_attempts(config: &mut Config) {
 fn many_attempts(config: &mut Config) {
     fast_retries(config);
     config.delivery_max_attempts = 30;
-}
-
-/// Like `on_both_backends!`, with the configuration changed by `$configure`.
-macro_rules! on_both_backends_with {
-    ($configure:ident => $($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                $crate::support::run($crate::support::Backend::Sqlite, concat!(module_path!(), "::sqlite"), super::$configure, super::$name).await;
-            }
-
-            #[actix_web::test]
-            async fn postgres() {
-                $crate::support::run($crate::support::Backend::Postgres, concat!(module_path!(), "::postgres"), super::$configure, super::$name).await;
-            }
-        }
-    )*};
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {

@@ -189,20 +189,35 @@ pub async fn run<F, Fut>(
 /// Declares each listed `async fn(TestApp)` as two tests, `sqlite` and `postgres`.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends_with!(@each ($crate::support::no_changes) $($name),*);
+    };
+}
+
+/// Like `on_both_backends!`, with the configuration changed by `$configure`, a
+/// `fn(&mut Config)` beside the tests.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($configure:ident => $($name:ident),* $(,)?) => {
+        $crate::on_both_backends_with!(@each (super::$configure) $($name),*);
+    };
+    (@each ($configure:path) $($name:ident),*) => {$(
         mod $name {
             #[actix_web::test]
             async fn sqlite() {
-                $crate::support::run($crate::support::Backend::Sqlite, concat!(module_path!(), "::sqlite"), |_| {}, super::$name).await;
+                $crate::support::run($crate::support::Backend::Sqlite, concat!(module_path!(), "::sqlite"), $configure, super::$name).await;
             }
 
             #[actix_web::test]
             async fn postgres() {
-                $crate::support::run($crate::support::Backend::Postgres, concat!(module_path!(), "::postgres"), |_| {}, super::$name).await;
+                $crate::support::run($crate::support::Backend::Postgres, concat!(module_path!(), "::postgres"), $configure, super::$name).await;
             }
         }
     )*};
 }
+
+/// The test configuration as it is.
+pub fn no_changes(_config: &mut Config) {}
 
 /// A response: status, headers and the JSON body (`Value::Null` when there is none).
 #[derive(Debug)]
