@@ -254,11 +254,7 @@ pub async fn list_events(
             .first_retained(org.get())
             .map_err(ApiError::Internal)?;
         let last = audience.last_seq(org.get()).map_err(ApiError::Internal)?;
-        let expired = match first {
-            Some(first) => after + 1 < first,
-            None => after < last,
-        };
-        if expired {
+        if realtime::cursor_expired(after, first, last) {
             return Err(ApiError::CursorExpired);
         }
         let mut items = Vec::new();

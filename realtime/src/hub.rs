@@ -13,6 +13,16 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::{Bus, BusEvent};
 
+/// Whether a client's cursor is past the retention window: events after it were purged.
+/// `first_retained` is the oldest cursor still in the log, `last` the newest handed out.
+pub fn cursor_expired(after: i64, first_retained: Option<i64>, last: i64) -> bool {
+    match first_retained {
+        Some(first) => after < 0 || after + 1 < first,
+        // Nothing kept, yet events were written after the cursor: they are gone.
+        None => after < 0 || after < last,
+    }
+}
+
 /// What the hub asks of the database and the visibility rules. Every method blocks.
 pub trait Audience: Send + Sync + 'static {
     /// Which of `users` (all of the event's organization) may receive `event`.
@@ -302,12 +312,7 @@ impl State {
             .await
             .and_then(Result::ok)
             .flatten();
-        let expired = match retained {
-            Some(first) => after + 1 < first,
-            // Nothing kept, yet events were written after the cursor: they are gone.
-            None => after < cursor,
-        };
-        if expired || after < 0 {
+        if cursor_expired(after, retained, cursor) {
             self.send(handle.org, handle.id, Outgoing::Expired);
             return;
         }

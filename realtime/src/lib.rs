@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use hub::{Audience, Hub, HubConfig, Outgoing, SessionHandle};
+pub use hub::{Audience, Hub, HubConfig, Outgoing, SessionHandle, cursor_expired};
 pub use redis_bus::RedisBus;
 
 /// An event as it travels between instances. Persistent events carry their cursor

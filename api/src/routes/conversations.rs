@@ -47,6 +47,24 @@ fn filter_from(caller: &Caller, query: &ConversationQuery) -> Filter {
     }
 }
 
+/// Turns the `tag` name into the filter's tag id; `false` when no such tag exists (then
+/// nothing can match).
+fn resolve_tag(
+    conn: &mut persistence::DbConnection,
+    actor: &domain::Actor,
+    name: Option<&str>,
+    filter: &mut Filter,
+) -> Result<bool, ApiError> {
+    let Some(name) = name else { return Ok(true) };
+    match tags::find_by_name(conn, actor.org_id, name)? {
+        Some(tag) => {
+            filter.tag = Some(tag.id);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 fn encode_position(position: Position) -> String {
     let parts = match position {
         Position::Pinned { position, id } => vec!["p".into(), position.to_string(), id.to_string()],
@@ -111,16 +129,11 @@ pub async fn list_conversations(
     let mut filter = filter_from(&caller, &query);
     let actor = caller.actor();
     let page = db::read(&state.store, move |conn| {
-        if let Some(name) = query.tag.as_deref() {
-            match tags::find_by_name(conn, actor.org_id, name)? {
-                Some(tag) => filter.tag = Some(tag.id),
-                None => {
-                    return Ok(ConversationPage {
-                        items: Vec::new(),
-                        next_cursor: None,
-                    });
-                }
-            }
+        if !resolve_tag(conn, &actor, query.tag.as_deref(), &mut filter)? {
+            return Ok(ConversationPage {
+                items: Vec::new(),
+                next_cursor: None,
+            });
         }
         let scope = visibility::scope(conn, &actor)?;
         let page = conversation_list::list(conn, &scope, &filter, sort, after, limit)?;
@@ -158,11 +171,8 @@ pub async fn count_conversations(
     let mut filter = filter_from(&caller, &query);
     let actor = caller.actor();
     let counts = db::read(&state.store, move |conn| {
-        if let Some(name) = query.tag.as_deref() {
-            match tags::find_by_name(conn, actor.org_id, name)? {
-                Some(tag) => filter.tag = Some(tag.id),
-                None => return Ok(conversation_list::Counts::default()),
-            }
+        if !resolve_tag(conn, &actor, query.tag.as_deref(), &mut filter)? {
+            return Ok(conversation_list::Counts::default());
         }
         let scope = visibility::scope(conn, &actor)?;
         Ok(conversation_list::counts(conn, &scope, &filter)?)
