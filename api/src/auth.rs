@@ -63,6 +63,9 @@ struct Claims {
     org: i64,
     iat: i64,
     exp: i64,
+    /// The user's token epoch when it was issued (see `domain::User::token_epoch`).
+    #[serde(default)]
+    ep: i64,
 }
 
 /// Signs and checks access tokens.
@@ -89,17 +92,22 @@ impl TokenKeys {
             org: user.org_id.get(),
             iat: now,
             exp: now + self.ttl_seconds,
+            ep: user.token_epoch,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| ApiError::Internal(format!("signing a token: {error}")))
     }
 
-    /// The user and organization a token names, if it is genuine and unexpired.
-    pub fn verify(&self, token: &str) -> Result<(UserId, OrgId), ApiError> {
+    /// The user, organization and token epoch a token names, if it is genuine and unexpired.
+    pub fn verify(&self, token: &str) -> Result<(UserId, OrgId, i64), ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation) {
-            Ok(data) => Ok((UserId(data.claims.sub), OrgId(data.claims.org))),
+            Ok(data) => Ok((
+                UserId(data.claims.sub),
+                OrgId(data.claims.org),
+                data.claims.ep,
+            )),
             Err(error) => match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     Err(ApiError::Unauthenticated("the access token has expired"))
@@ -143,7 +151,7 @@ pub fn bearer_token(request: &HttpRequest) -> Option<String> {
 
 /// Checks a token and loads its user: unknown, another tenant's or deactivated users fail.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
-    let (user_id, org_id) = state.tokens.verify(token)?;
+    let (user_id, org_id, epoch) = state.tokens.verify(token)?;
     let store = state.store.clone();
     let user =
         web::block(move || persistence::repo::users::get(&mut *store.conn()?, org_id, user_id))
@@ -151,6 +159,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiEr
     match user {
         None => Err(ApiError::Unauthenticated("the access token is not valid")),
         Some(user) if !user.active => Err(ApiError::AccountDisabled),
+        // Issued before a deactivation or a new password: ended, even after a reactivation.
+        Some(user) if user.token_epoch != epoch => Err(ApiError::Unauthenticated(
+            "the access token was revoked; sign in again",
+        )),
         Some(user) => Ok(Caller { user }),
     }
 }
@@ -198,10 +210,11 @@ mod tests {
             status: domain::UserStatus::Offline,
             status_message: None,
             created_at: Utc::now(),
+            token_epoch: 0,
         };
         let keys = TokenKeys::new("one secret", 60);
         let token = keys.issue(&user).unwrap();
-        assert_eq!(keys.verify(&token).unwrap(), (UserId(4), OrgId(2)));
+        assert_eq!(keys.verify(&token).unwrap(), (UserId(4), OrgId(2), 0));
         assert!(TokenKeys::new("another secret", 60).verify(&token).is_err());
         let expired = TokenKeys::new("one secret", -120).issue(&user).unwrap();
         assert!(

@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_REFRESH_TOKEN_DAYS", default_value_t = 30)]
     pub refresh_token_days: i64,
 
+    /// Seconds during which a refresh token just spent still trades (two tabs refreshing at
+    /// once both stay signed in); a reuse after that revokes the session. 0 turns it off.
+    #[arg(long, env = "SWITCHBOARD_REFRESH_REUSE_GRACE_SECS", default_value_t = domain::policy::REFRESH_REUSE_GRACE_SECONDS, value_parser = clap::value_parser!(i64).range(0..=60))]
+    pub refresh_reuse_grace_secs: i64,
+
     /// Failed sign-ins allowed per account within the window.
     #[arg(
         long,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::EventType;
 use domain::conversation::DeliveryStatus;
 use openapi::OutboundDelivery;
 use persistence::DbConnection;
@@ -24,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::db;
 use crate::error::ApiError;
 use crate::routes::channel_calls::{SIGNATURE_HEADER, signature};
-use crate::service::events::Outbox;
+use crate::service::events::{Logged, Outbox};
 use crate::service::present;
 use crate::state::AppState;
 
@@ -306,8 +307,8 @@ async fn finish(state: &web::Data<AppState>, due: Due, outcome: Outcome) -> Opti
         })
         .await;
         match attempt {
-            Ok(outbox) => {
-                outbox.publish(state);
+            Ok(logged) => {
+                logged.publish(state);
                 return retry_at;
             }
             Err(error) if pause > 0 => {
@@ -328,7 +329,7 @@ fn record(
     outcome: &Outcome,
     attempts: u32,
     retry_at: Option<DateTime<Utc>>,
-) -> Result<Outbox, ApiError> {
+) -> Result<Logged, ApiError> {
     let mut outbox = Outbox::new();
     let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
     match (outcome, retry_at) {
@@ -352,7 +353,7 @@ fn record(
             deliveries::give_up(conn, due.id, Some(attempts), error)?;
         }
     }
-    Ok(outbox)
+    outbox.flush(conn)
 }
 
 /// Moves a queued message on and announces it. A message no longer queued keeps its status:
@@ -375,10 +376,9 @@ fn set_status(
         .ok_or_else(ApiError::not_found)?;
     let presented = present::full_message(conn, updated)?;
     outbox.message(
-        conn,
         due.org_id,
         conversation.inbox_id,
-        "message.updated",
+        EventType::MessageUpdated,
         &presented,
     )?;
     Ok(())

@@ -68,12 +68,14 @@ impl ApiError {
                     D::Forbidden => StatusCode::FORBIDDEN,
                     D::NotFound => StatusCode::NOT_FOUND,
                     D::UnsupportedAttachment => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    D::ConversationChanged => StatusCode::CONFLICT,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 let title = match error {
                     D::Forbidden => "Forbidden",
                     D::NotFound => "Not found",
                     D::Validation(_) => "Validation failed",
+                    D::ConversationChanged => "Conflict",
                     _ => "Refused by a rule",
                 };
                 (status, error.code(), title)

@@ -13,7 +13,7 @@ use domain::{Actor, ConversationId, InboxId, OrgId, TeamId, UserId};
 use futures_util::StreamExt;
 use persistence::Store;
 use persistence::repo::{conversations, events, inboxes, teams, users};
-use realtime::{Audience, BusEvent, Outgoing};
+use realtime::{Audience, BusEvent, EventType, Outgoing};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -143,7 +143,7 @@ impl DbAudience {
             .map(|person| person.id.get())
             .collect();
         // The previous assignee hears that it was taken away, then nothing more.
-        if event.event_type == "conversation.assigned"
+        if event.event_type == EventType::ConversationAssigned
             && let Some(previous) = payload.previous_assignee_id
             && users.contains(&previous)
             && !allowed.contains(&previous)
@@ -272,7 +272,7 @@ pub async fn list_events(
                 if audience.recipients(&event, &[user]).contains(&user) {
                     items.push(EventFrame {
                         id: event.seq.to_string(),
-                        event_type: event.event_type,
+                        event_type: event.event_type.as_str().to_string(),
                         at: event.at,
                         data: serde_json::from_str(&event.payload)
                             .unwrap_or(serde_json::Value::Null),
@@ -351,7 +351,7 @@ pub fn publish_presence(state: &AppState, user: &domain::User, status: &str) {
     let payload = serde_json::json!({"user_id": user.id.get(), "status": status}).to_string();
     state.bus.publish(ephemeral(
         user.org_id.get(),
-        "presence.updated",
+        EventType::PresenceUpdated,
         None,
         payload,
         None,
@@ -360,7 +360,7 @@ pub fn publish_presence(state: &AppState, user: &domain::User, status: &str) {
 
 fn ephemeral(
     org: i64,
-    event_type: &str,
+    event_type: EventType,
     conversation: Option<i64>,
     payload: String,
     from_user: Option<i64>,
@@ -368,7 +368,7 @@ fn ephemeral(
     BusEvent {
         org_id: org,
         seq: 0,
-        event_type: event_type.to_string(),
+        event_type,
         inbox_id: None,
         conversation_id: conversation,
         payload,
@@ -467,8 +467,8 @@ async fn run_session(
                     Ok(ClientFrame::Ping) => {
                         if out.session.text(r#"{"type":"pong"}"#).await.is_err() { break None; }
                     }
-                    Ok(ClientFrame::Typing { conversation_id }) => relay(&state, &actor, &mut relayed, "typing", conversation_id).await,
-                    Ok(ClientFrame::Viewing { conversation_id }) => relay(&state, &actor, &mut relayed, "viewing", conversation_id).await,
+                    Ok(ClientFrame::Typing { conversation_id }) => relay(&state, &actor, &mut relayed, EventType::Typing, conversation_id).await,
+                    Ok(ClientFrame::Viewing { conversation_id }) => relay(&state, &actor, &mut relayed, EventType::Viewing, conversation_id).await,
                     Err(_) => break close(CLOSE_BAD_FRAME, "unknown or malformed frame"),
                 }
             }
@@ -551,10 +551,10 @@ async fn relay(
     state: &Arc<AppState>,
     actor: &Actor,
     relayed: &mut HashMap<(bool, i64), Instant>,
-    kind: &'static str,
+    kind: EventType,
     conversation_id: i64,
 ) {
-    let key = (kind == "typing", conversation_id);
+    let key = (kind == EventType::Typing, conversation_id);
     if relayed
         .get(&key)
         .is_some_and(|at| at.elapsed() < EPHEMERAL_EVERY)

@@ -53,6 +53,12 @@ pub struct Conversation {
     pub closed_by: Option<UserId>,
 }
 
+impl AsRef<Conversation> for Conversation {
+    fn as_ref(&self) -> &Conversation {
+        self
+    }
+}
+
 /// How much of an inbox's conversations a user sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxScope {
@@ -169,7 +175,13 @@ pub fn may_assign(
             Some(_) => false,
         };
         if !allowed {
-            return Err(DomainError::Forbidden);
+            return Err(
+                if lost_claim(actor, inbox, conversation, target.map(|t| t.user_id)) {
+                    DomainError::ConversationChanged
+                } else {
+                    DomainError::Forbidden
+                },
+            );
         }
     }
     if let Some(target) = target {
@@ -181,6 +193,39 @@ pub fn may_assign(
         }
     }
     Ok(())
+}
+
+/// Whether a refused claim is a lost race rather than a lack of rights: an agent taking a
+/// conversation of an inbox where agents see only unassigned and their own conversations,
+/// which someone else holds by now (they saw it unassigned a moment ago). Such a claim
+/// answers `conversation_changed`, whether or not the conversation is still visible.
+pub fn lost_claim(
+    actor: &Actor,
+    inbox: &Inbox,
+    conversation: &Conversation,
+    target: Option<UserId>,
+) -> bool {
+    actor.role == Role::Agent
+        && target == Some(actor.user_id)
+        && inbox.settings.kind == InboxKind::Shared
+        && inbox.settings.agent_visibility == AgentVisibility::AssignedAndUnassigned
+        && conversation
+            .assignee_id
+            .is_some_and(|holder| holder != actor.user_id)
+}
+
+/// A send guarded by `if_last_message_id` goes through only while that message is still the
+/// newest: otherwise the agent would answer a question they have not seen.
+pub fn ensure_latest(
+    conversation: &Conversation,
+    if_last_message_id: Option<MessageId>,
+) -> Result<(), DomainError> {
+    match if_last_message_id {
+        Some(expected) if conversation.last_message_id != Some(expected) => {
+            Err(DomainError::ConversationChanged)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What moving a conversation to another inbox does to its assignment.

@@ -563,17 +563,58 @@ fn an_agent_may_take_a_colleagues_conversation_when_visibility_is_all() {
 
 #[test]
 fn an_agent_cannot_take_a_colleagues_conversation_when_visibility_is_assigned_and_unassigned() {
+    // They saw it unassigned a moment ago and a colleague took it first: a lost race (409).
     let agent = actor(Role::Agent, ME);
     let inbox = shared(AssignedAndUnassigned);
     assert_eq!(
         may_assign(&agent, &inbox, &open(Some(COLLEAGUE)), member(ME)),
-        Err(DomainError::Forbidden)
+        Err(DomainError::ConversationChanged)
     );
     // Even when the conversation belongs to a team the agent is in (they see it, but it is taken).
     let in_my_team = conversation(Some(COLLEAGUE), Some(MY_TEAM), Status::Open);
     assert_eq!(
         may_assign(&agent, &inbox, &in_my_team, member(ME)),
-        Err(DomainError::Forbidden)
+        Err(DomainError::ConversationChanged)
+    );
+}
+
+#[test]
+fn only_an_agents_claim_of_a_taken_conversation_is_a_lost_race() {
+    let inbox = shared(AssignedAndUnassigned);
+    let taken = open(Some(COLLEAGUE));
+    let agent = actor(Role::Agent, ME);
+    assert!(lost_claim(&agent, &inbox, &taken, Some(UserId(ME))));
+    // Not a claim: handing it to someone else, or giving it back.
+    assert!(!lost_claim(&agent, &inbox, &taken, Some(UserId(COLLEAGUE))));
+    assert!(!lost_claim(&agent, &inbox, &taken, None));
+    // Nothing was lost: it is free, or already theirs.
+    assert!(!lost_claim(&agent, &inbox, &open(None), Some(UserId(ME))));
+    assert!(!lost_claim(
+        &agent,
+        &inbox,
+        &open(Some(ME)),
+        Some(UserId(ME))
+    ));
+    // Where agents see everything they may take it over, and managers always may.
+    assert!(!lost_claim(&agent, &shared(All), &taken, Some(UserId(ME))));
+    let manager = actor(Role::Manager, ME);
+    assert!(!lost_claim(&manager, &inbox, &taken, Some(UserId(ME))));
+}
+
+#[test]
+fn a_guarded_send_goes_through_only_while_its_message_is_the_newest() {
+    let mut item = open(None);
+    item.last_message_id = Some(MessageId(7));
+    assert_eq!(ensure_latest(&item, None), Ok(()));
+    assert_eq!(ensure_latest(&item, Some(MessageId(7))), Ok(()));
+    assert_eq!(
+        ensure_latest(&item, Some(MessageId(6))),
+        Err(DomainError::ConversationChanged)
+    );
+    item.last_message_id = None;
+    assert_eq!(
+        ensure_latest(&item, Some(MessageId(7))),
+        Err(DomainError::ConversationChanged)
     );
 }
 

@@ -33,6 +33,10 @@ pub enum DomainError {
     AssigneeNotInTeam,
     #[error("the conversation is closed")]
     ConversationClosed,
+    /// Lost a race: the conversation changed between what the caller saw and their change
+    /// (a newer message arrived, or a colleague took it a moment earlier). 409.
+    #[error("the conversation changed a moment ago; reload it and try again")]
+    ConversationChanged,
     #[error("moving conversations is turned off for this inbox")]
     MoveDisabled,
     #[error("the contact has opted out of text messages")]
@@ -60,6 +64,7 @@ impl DomainError {
             DomainError::AssigneeNotMember => "assignee_not_member",
             DomainError::AssigneeNotInTeam => "assignee_not_in_team",
             DomainError::ConversationClosed => "conversation_closed",
+            DomainError::ConversationChanged => "conversation_changed",
             DomainError::MoveDisabled => "move_disabled",
             DomainError::ContactOptedOut => "contact_opted_out",
             DomainError::ChannelCannotInitiate => "channel_cannot_initiate",

@@ -81,6 +81,9 @@ pub struct User {
     pub status: UserStatus,
     pub status_message: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Access tokens name the epoch they were issued in; a deactivation or a new password
+    /// moves it on, and tokens of an earlier epoch no longer work.
+    pub token_epoch: i64,
 }
 
 /// The authenticated caller, as the rules need it.
@@ -182,4 +185,33 @@ pub struct CannedResponse {
     pub shortcut: String,
     pub title: String,
     pub body: String,
+}
+
+wire_enum!(
+    /// What an event announces (API.md, Realtime): the `type` of every frame a client
+    /// receives. `typing`, `viewing` and `presence.updated` are ephemeral (never logged).
+    EventType {
+        ConversationCreated = "conversation.created",
+        ConversationUpdated = "conversation.updated",
+        ConversationAssigned = "conversation.assigned",
+        ConversationMoved = "conversation.moved",
+        ConversationClosed = "conversation.closed",
+        MessageCreated = "message.created",
+        MessageUpdated = "message.updated",
+        ContactUpdated = "contact.updated",
+        ChatMessageCreated = "chat.message.created",
+        Typing = "typing",
+        Viewing = "viewing",
+        PresenceUpdated = "presence.updated",
+    }
+);
+
+impl EventType {
+    /// Ephemeral events bypass the log and carry no cursor.
+    pub fn is_ephemeral(self) -> bool {
+        matches!(
+            self,
+            EventType::Typing | EventType::Viewing | EventType::PresenceUpdated
+        )
+    }
 }

@@ -22,6 +22,23 @@ fn is_supervisor(actor: &Actor) -> bool {
 }
 
 /// The user directory: admins, and managers who assign and build teams.
+/// How long a refresh token just traded for a new pair still trades, by default: two tabs
+/// refreshing the same session at once both stay signed in, as mature identity providers
+/// allow. Operators may shorten it.
+pub const REFRESH_REUSE_GRACE_SECONDS: i64 = 10;
+
+/// Whether presenting a spent refresh token is a concurrent refresh (within `grace` after it
+/// was spent) rather than a copied token being replayed (which revokes the session).
+pub fn refresh_reuse_is_concurrent(
+    spent_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::Duration,
+) -> bool {
+    let age = now - spent_at;
+    // A second of clock skew between instances still counts as "at once".
+    age >= -chrono::Duration::seconds(1) && age <= grace
+}
+
 pub fn may_list_users(actor: &Actor) -> Result<(), DomainError> {
     require(is_supervisor(actor))
 }
@@ -165,6 +182,7 @@ mod tests {
             status: UserStatus::Offline,
             status_message: None,
             created_at: Utc::now(),
+            token_epoch: 0,
         }
     }
 

@@ -28,6 +28,7 @@ diesel::table! {
         status_message -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        token_epoch -> BigInt,
     }
 }
 

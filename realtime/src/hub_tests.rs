@@ -57,7 +57,7 @@ fn event(seq: i64) -> BusEvent {
     BusEvent {
         org_id: 1,
         seq,
-        event_type: "message.created".into(),
+        event_type: crate::EventType::MessageCreated,
         inbox_id: Some(1),
         conversation_id: Some(1),
         payload: "{}".into(),

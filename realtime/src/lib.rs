@@ -7,7 +7,8 @@ pub mod redis_bus;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+pub use domain::EventType;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::broadcast;
 
 pub use hub::{Audience, Hub, HubConfig, Outgoing, SessionHandle, cursor_expired};
@@ -19,7 +20,8 @@ pub use redis_bus::RedisBus;
 pub struct BusEvent {
     pub org_id: i64,
     pub seq: i64,
-    pub event_type: String,
+    #[serde(with = "event_type_text")]
+    pub event_type: EventType,
     pub inbox_id: Option<i64>,
     pub conversation_id: Option<i64>,
     /// The event's `data`, as JSON text.
@@ -45,16 +47,31 @@ impl BusEvent {
         } else {
             self.payload.as_str()
         };
-        let event_type = serde_json::to_string(&self.event_type).unwrap_or_default();
+        let event_type = self.event_type.as_str();
         let at = serde_json::to_string(&self.at).unwrap_or_default();
         if self.is_ephemeral() {
-            format!(r#"{{"type":{event_type},"at":{at},"data":{data}}}"#)
+            format!(r#"{{"type":"{event_type}","at":{at},"data":{data}}}"#)
         } else {
             format!(
-                r#"{{"id":"{}","type":{event_type},"at":{at},"data":{data}}}"#,
+                r#"{{"id":"{}","type":"{event_type}","at":{at},"data":{data}}}"#,
                 self.seq
             )
         }
+    }
+}
+
+/// Event types travel between instances by their wire names.
+mod event_type_text {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &EventType, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<EventType, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        EventType::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event type {text:?}")))
     }
 }
 
@@ -111,7 +128,7 @@ mod tests {
         BusEvent {
             org_id: 1,
             seq,
-            event_type: "conversation.updated".into(),
+            event_type: EventType::ConversationUpdated,
             inbox_id: Some(2),
             conversation_id: Some(3),
             payload: r#"{"conversation":{"id":3}}"#.into(),
@@ -142,7 +159,7 @@ mod tests {
         assert_eq!(frame["data"]["conversation"]["id"], 3);
         let typing = BusEvent {
             seq: 0,
-            event_type: "typing".into(),
+            event_type: EventType::Typing,
             ..event(0)
         };
         let frame: serde_json::Value = serde_json::from_str(&typing.frame()).unwrap();

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Duration;
-use domain::User;
+use domain::{User, policy};
 use openapi::{LoginRequest, Problem, RefreshRequest, TokenResponse};
 use persistence::repo::users;
 use persistence::{DbConnection, now};
@@ -167,6 +167,7 @@ pub async fn refresh(
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let token_hash = sha256_hex(body.refresh_token.trim());
     let session_state = state.clone();
+    let grace = Duration::seconds(state.config.refresh_reuse_grace_secs);
     // Revocations must commit even though the caller is refused, so refusals are values here.
     let outcome = db::write(&state.store, move |conn| {
         let refused = |message| Ok(Refresh::Refused(ApiError::Unauthenticated(message)));
@@ -180,10 +181,15 @@ pub async fn refresh(
         if stored.revoked {
             return refused("the refresh token has been revoked");
         }
-        if stored.used || !users::spend_refresh_token(conn, stored.id)? {
-            users::revoke_refresh_family(conn, &stored.family)?;
-            tracing::warn!(target: "switchboard::auth", user_id = stored.user_id.get(), "refresh token reused; session revoked");
-            return refused("the refresh token was already used; sign in again");
+        let spent_now = stored.used_at.is_none() && users::spend_refresh_token(conn, stored.id)?;
+        if !spent_now {
+            // Spent before, or a moment ago by a concurrent refresh (another tab) that won.
+            let spent_at = stored.used_at.unwrap_or_else(now);
+            if !policy::refresh_reuse_is_concurrent(spent_at, now(), grace) {
+                users::revoke_refresh_family(conn, &stored.family)?;
+                tracing::warn!(target: "switchboard::auth", user_id = stored.user_id.get(), "refresh token reused; session revoked");
+                return refused("the refresh token was already used; sign in again");
+            }
         }
         if stored.expires_at < now() {
             return refused("the refresh token has expired");

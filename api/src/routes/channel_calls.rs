@@ -160,13 +160,13 @@ pub async fn receive_inbound_message(
             db::write(&state.store, move |conn| {
                 let mut outbox = Outbox::new();
                 let result = messaging::receive(conn, &channel, &inbound, &files, &mut outbox)?;
-                Ok((result, outbox))
+                Ok((result, outbox.flush(conn)?))
             })
             .await
         };
         match attempt {
-            Ok((result, outbox)) => {
-                outbox.publish(&state);
+            Ok((result, logged)) => {
+                logged.publish(&state);
                 return Ok(web::Json(result));
             }
             Err(ApiError::Conflict { .. }) => {

@@ -13,7 +13,7 @@ use persistence::repo::{activity, messages, tags};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::service::events::{self, Outbox};
+use crate::service::events::{self, Logged, Outbox};
 use crate::service::idempotency::{self, Key};
 use crate::service::messaging::{self, Outgoing};
 use crate::service::{conversations, present, visibility};
@@ -220,20 +220,20 @@ where
             if let Some(key) = &key
                 && let Some(previous) = idempotency::replay::<T>(conn, user, key)?
             {
-                return Ok((previous, Outbox::new()));
+                return Ok((previous, Logged::default()));
             }
             let mut outbox = Outbox::new();
             let result = work(conn, &mut outbox)?;
             if let Some(key) = &key {
                 idempotency::remember(conn, user, key, &result)?;
             }
-            Ok((result, outbox))
+            Ok((result, outbox.flush(conn)?))
         })
         .await
     };
     match (attempt, key) {
-        (Ok((result, outbox)), _) => {
-            outbox.publish(state);
+        (Ok((result, logged)), _) => {
+            logged.publish(state);
             Ok(result)
         }
         (
@@ -322,6 +322,7 @@ pub async fn get_conversation(
         (status = 200, body = Conversation),
         (status = 403, description = "An agent assigning someone else", body = Problem),
         (status = 404, body = Problem),
+        (status = 409, description = "`conversation_changed`: an agent's claim lost the race; a colleague took the conversation a moment earlier", body = Problem),
         (status = 422, description = "`assignment_disabled`, `assignee_not_member`, `assignee_not_in_team`, `conversation_closed`", body = Problem),
     )
 )]
@@ -652,8 +653,8 @@ pub async fn list_messages(
     responses(
         (status = 201, body = Message),
         (status = 404, body = Problem),
-        (status = 409, description = "`conversation_changed`", body = Problem),
-        (status = 422, description = "`conversation_closed`, `contact_opted_out`, `validation_failed`", body = Problem),
+        (status = 409, description = "`conversation_changed`: a newer message arrived after `if_last_message_id` (a colleague answered first); `duplicate`: a concurrent retry with the same key", body = Problem),
+        (status = 422, description = "`conversation_closed` (also when the send raced a close and lost), `contact_opted_out`, `validation_failed`", body = Problem),
     )
 )]
 #[post("/v1/conversations/{id}/messages")]

@@ -1,7 +1,7 @@
 //! Reactions to messages, per user.
 
 use actix_web::{delete, put, web};
-use domain::{DomainError, MessageId};
+use domain::{DomainError, EventType, MessageId};
 use openapi::{Message, Problem};
 use persistence::repo::{messages, reactions};
 
@@ -35,7 +35,8 @@ async fn react(
     let (actor, id) = (caller.actor(), MessageId(id));
     let message = events::write(&state, move |conn, outbox| {
         let message = messages::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
-        let found = visibility::visible(conn, &actor, message.conversation_id)?;
+        // Reactions change the thread: decided against it as it is at commit, like any change.
+        let found = visibility::lock(conn, &actor, message.conversation_id)?;
         if add {
             reactions::add(conn, id, &emoji, actor.user_id)?;
         } else {
@@ -43,10 +44,9 @@ async fn react(
         }
         let presented = present::full_message(conn, message)?;
         outbox.message(
-            conn,
             actor.org_id,
             found.inbox.id,
-            "message.updated",
+            EventType::MessageUpdated,
             &presented,
         )?;
         Ok(presented)

@@ -1,11 +1,13 @@
 //! Auto-assignment: a new conversation in an inbox with `auto_assign` goes to the least busy
 //! member logged in to its queue, within `auto_assign_limit`.
 
-use domain::conversation::{AuthorType, Conversation, Direction, MessageKind};
+use domain::EventType;
+use domain::conversation::{AuthorType, Direction, MessageKind};
 use domain::routing::pick_assignee;
 use domain::{InboxKind, OrgId};
 use openapi as wire;
 use persistence::DbConnection;
+use persistence::repo::conversations::Locked;
 use persistence::repo::{activity, conversations, inboxes, messages, users};
 use serde_json::json;
 
@@ -17,10 +19,12 @@ use crate::error::ApiError;
 pub fn route(
     conn: &mut DbConnection,
     org: OrgId,
-    conversation: &Conversation,
+    locked: &mut Locked,
     outbox: &mut Outbox,
 ) -> Result<(), ApiError> {
-    let Some(inbox) = inboxes::get(conn, org, conversation.inbox_id)? else {
+    let conversation = locked.current().clone();
+    // Two new conversations at once must not both count the same agent under the limit.
+    let Some(inbox) = inboxes::lock(conn, org, conversation.inbox_id)? else {
         return Ok(());
     };
     let settings = &inbox.settings;
@@ -35,7 +39,7 @@ pub fn route(
     let Some(assignee) = pick_assignee(&candidates, settings.auto_assign_limit) else {
         return Ok(());
     };
-    let updated = conversations::set_assignment(conn, conversation.id, Some(assignee), None)?;
+    let updated = conversations::set_assignment(conn, locked, Some(assignee), None)?;
     let name =
         users::get(conn, org, assignee)?.map_or_else(|| "an agent".to_string(), |user| user.name);
     activity::record(conn, org, conversation.id, "assigned", None, &json!({"assignee_id": assignee.get(), "previous_assignee_id": null, "team_id": null, "automatic": true}).to_string())?;
@@ -55,10 +59,9 @@ pub fn route(
         },
     )?;
     outbox.message(
-        conn,
         org,
         inbox.id,
-        "message.created",
+        EventType::MessageCreated,
         &present::message(line),
     )?;
     let neutral = present::one(conn, org, None, updated)?;
@@ -76,9 +79,8 @@ pub fn route(
         by_user_id: None,
     };
     outbox.append(
-        conn,
         org,
-        "conversation.assigned",
+        EventType::ConversationAssigned,
         Some(inbox.id),
         Some(conversation.id),
         &data,

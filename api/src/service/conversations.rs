@@ -1,6 +1,7 @@
 //! The conversation use cases: assign, close, move, tag, link a contact, read state, pins.
 //! Each runs inside the caller's transaction and appends its events to the outbox.
 
+use domain::EventType;
 use domain::conversation::{self as rules, Conversation, Direction, MessageKind, Target};
 use domain::{Actor, ContactId, ConversationId, DomainError, InboxId, TeamId, User, UserId};
 use openapi as wire;
@@ -12,7 +13,7 @@ use serde_json::json;
 
 use super::events::Outbox;
 use super::present;
-use super::visibility::{Visible, visible};
+use super::visibility::{self, Visible};
 use crate::error::ApiError;
 
 fn name_of(user: Option<&User>) -> String {
@@ -53,10 +54,9 @@ fn record(
         },
     )?;
     outbox.message(
-        conn,
         actor.org_id,
         item.inbox_id,
-        "message.created",
+        EventType::MessageCreated,
         &present::message(message),
     )
 }
@@ -81,10 +81,17 @@ pub fn assign(
     outbox: &mut Outbox,
 ) -> Result<wire::Conversation, ApiError> {
     let Visible {
-        conversation,
+        conversation: mut locked,
         inbox,
         ..
-    } = visible(conn, actor, id)?;
+    } = visibility::lock_or(conn, actor, id, |found| {
+        if rules::lost_claim(actor, &found.inbox, found.conversation.current(), assignee) {
+            DomainError::ConversationChanged.into()
+        } else {
+            ApiError::not_found()
+        }
+    })?;
+    let conversation = locked.current();
     if let Some(team) = team {
         teams::get(conn, actor.org_id, team)?
             .ok_or_else(|| DomainError::invalid("team_id", "no such team"))?;
@@ -108,9 +115,9 @@ pub fn assign(
         }),
         None => None,
     };
-    rules::may_assign(actor, &inbox, &conversation, target)?;
+    rules::may_assign(actor, &inbox, conversation, target)?;
     let previous = conversation.assignee_id;
-    let updated = conversations::set_assignment(conn, id, assignee, team)?;
+    let updated = conversations::set_assignment(conn, &mut locked, assignee, team)?;
     let by = users::get(conn, actor.org_id, actor.user_id)?;
     let line = match &target_user {
         Some(user) if user.id == actor.user_id => {
@@ -140,9 +147,8 @@ pub fn assign(
         by_user_id: actor.user_id.get(),
     };
     outbox.append(
-        conn,
         actor.org_id,
-        "conversation.assigned",
+        EventType::ConversationAssigned,
         Some(neutral_inbox(&neutral)),
         Some(id),
         &data,
@@ -161,9 +167,12 @@ pub fn close(
     spam: bool,
     outbox: &mut Outbox,
 ) -> Result<wire::Conversation, ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
-    rules::ensure_open(&conversation)?;
-    let updated = conversations::close(conn, id, Some(actor.user_id), spam)?;
+    let Visible {
+        conversation: mut locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
+    rules::ensure_open(locked.current())?;
+    let updated = conversations::close(conn, &mut locked, Some(actor.user_id), spam)?;
     let by = users::get(conn, actor.org_id, actor.user_id)?;
     let line = if spam {
         format!("{} closed this conversation as spam", name_of(by.as_ref()))
@@ -180,7 +189,7 @@ pub fn close(
         outbox,
     )?;
     let (mine, neutral) = views(conn, actor, updated)?;
-    outbox.conversation(conn, "conversation.closed", &neutral)?;
+    outbox.conversation(EventType::ConversationClosed, &neutral)?;
     Ok(mine)
 }
 
@@ -192,11 +201,12 @@ pub fn move_to(
     outbox: &mut Outbox,
 ) -> Result<wire::Conversation, ApiError> {
     let Visible {
-        conversation,
+        conversation: mut locked,
         inbox: source,
         is_member,
         ..
-    } = visible(conn, actor, id)?;
+    } = visibility::lock(conn, actor, id)?;
+    let conversation = locked.current();
     let destination = inboxes::get(conn, actor.org_id, target)?.ok_or_else(ApiError::not_found)?;
     let member_of_target = inboxes::is_member(conn, target, actor.user_id)?;
     let assignee_member = match conversation.assignee_id {
@@ -204,14 +214,14 @@ pub fn move_to(
         None => true,
     };
     let outcome = rules::may_move(
-        &conversation,
+        conversation,
         &source,
         &destination,
         is_member,
         member_of_target,
         assignee_member,
     )?;
-    let updated = conversations::move_to(conn, id, target, outcome.clear_assignee)?;
+    let updated = conversations::move_to(conn, &mut locked, target, outcome.clear_assignee)?;
     let by = users::get(conn, actor.org_id, actor.user_id)?;
     let line = format!(
         "{} moved this conversation from {} to {}",
@@ -232,9 +242,8 @@ pub fn move_to(
         from_inbox_id: source.id.get(),
     };
     outbox.append(
-        conn,
         actor.org_id,
-        "conversation.moved",
+        EventType::ConversationMoved,
         Some(target),
         Some(id),
         &data,
@@ -250,13 +259,16 @@ pub fn set_tag(
     present_tag: bool,
     outbox: &mut Outbox,
 ) -> Result<wire::Conversation, ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
-    rules::ensure_open(&conversation)?;
+    let Visible {
+        conversation: locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
+    rules::ensure_open(locked.current())?;
     let tag = tags::find_by_name(conn, actor.org_id, name)?.ok_or_else(ApiError::not_found)?;
     let changed = if present_tag {
-        conversation_state::add_tag(conn, id, tag.id)?
+        conversation_state::add_tag(conn, &locked, tag.id)?
     } else {
-        conversation_state::remove_tag(conn, id, tag.id)?
+        conversation_state::remove_tag(conn, &locked, tag.id)?
     };
     if changed {
         let action = if present_tag { "tagged" } else { "untagged" };
@@ -269,9 +281,9 @@ pub fn set_tag(
             &json!({"tag": tag.name}).to_string(),
         )?;
     }
-    let (mine, neutral) = views(conn, actor, conversation)?;
+    let (mine, neutral) = views(conn, actor, locked.current().clone())?;
     if changed {
-        outbox.conversation(conn, "conversation.updated", &neutral)?;
+        outbox.conversation(EventType::ConversationUpdated, &neutral)?;
     }
     Ok(mine)
 }
@@ -283,10 +295,13 @@ pub fn link_contact(
     contact: ContactId,
     outbox: &mut Outbox,
 ) -> Result<wire::Conversation, ApiError> {
-    visible(conn, actor, id)?;
+    let Visible {
+        conversation: mut locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
     contacts::get(conn, actor.org_id, contact)?
         .ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?;
-    let updated = conversations::set_contact(conn, id, contact)?;
+    let updated = conversations::set_contact(conn, &mut locked, contact)?;
     activity::record(
         conn,
         actor.org_id,
@@ -296,7 +311,7 @@ pub fn link_contact(
         &json!({"contact_id": contact.get()}).to_string(),
     )?;
     let (mine, neutral) = views(conn, actor, updated)?;
-    outbox.conversation(conn, "conversation.updated", &neutral)?;
+    outbox.conversation(EventType::ConversationUpdated, &neutral)?;
     Ok(mine)
 }
 
@@ -306,11 +321,14 @@ pub fn set_read(
     id: ConversationId,
     read: bool,
 ) -> Result<(), ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
+    let Visible {
+        conversation: locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
     if read {
-        conversation_state::mark_read(conn, actor.user_id, &conversation)?;
+        conversation_state::mark_read(conn, actor.user_id, &locked)?;
     } else {
-        conversation_state::mark_unread(conn, actor.user_id, &conversation)?;
+        conversation_state::mark_unread(conn, actor.user_id, &locked)?;
     }
     Ok(())
 }
@@ -321,7 +339,12 @@ pub fn pin(
     id: ConversationId,
     position: Option<i32>,
 ) -> Result<wire::Conversation, ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
+    let Visible {
+        conversation: locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
+    // The limit is the user's, across conversations: their pins change one at a time.
+    users::lock(conn, actor.org_id, actor.user_id)?;
     let already = conversation_state::pins_among(conn, actor.user_id, &[id])?.contains_key(&id);
     if !already
         && conversation_state::pin_count(conn, actor.user_id)? >= conversation_state::MAX_PINS
@@ -332,8 +355,13 @@ pub fn pin(
         )
         .into());
     }
-    conversation_state::pin(conn, actor.user_id, id, position)?;
-    present::one(conn, actor.org_id, Some(actor.user_id), conversation)
+    conversation_state::pin(conn, actor.user_id, &locked, position)?;
+    present::one(
+        conn,
+        actor.org_id,
+        Some(actor.user_id),
+        locked.current().clone(),
+    )
 }
 
 pub fn unpin(
@@ -341,7 +369,15 @@ pub fn unpin(
     actor: &Actor,
     id: ConversationId,
 ) -> Result<wire::Conversation, ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
-    conversation_state::unpin(conn, actor.user_id, id)?;
-    present::one(conn, actor.org_id, Some(actor.user_id), conversation)
+    let Visible {
+        conversation: locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
+    conversation_state::unpin(conn, actor.user_id, &locked)?;
+    present::one(
+        conn,
+        actor.org_id,
+        Some(actor.user_id),
+        locked.current().clone(),
+    )
 }

@@ -1,7 +1,8 @@
-//! The outbox: events are appended to the log inside the transaction of the change they
-//! announce, and published on the bus right after it commits.
+//! The outbox: a change buffers the events it announces, appends them to the log as the last
+//! statements of its transaction (so the organization's cursor lock is held only while it
+//! commits), and publishes them on the bus once it has committed.
 
-use domain::{ConversationId, InboxId, OrgId};
+use domain::{ConversationId, EventType, InboxId, OrgId};
 use openapi as wire;
 use persistence::DbConnection;
 use persistence::repo::events::{self, NewEvent, StoredEvent};
@@ -10,10 +11,17 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Events written by one transaction, to publish once it has committed.
+/// Events a transaction will write, in the order it announced them.
+#[derive(Default)]
+#[must_use = "append the events with `Outbox::flush` before the transaction commits"]
+pub struct Outbox {
+    pending: Vec<NewEvent>,
+}
+
+/// Events written to the log, to publish once their transaction has committed.
 #[derive(Default)]
 #[must_use = "publish the events after the transaction commits"]
-pub struct Outbox {
+pub struct Logged {
     events: Vec<StoredEvent>,
 }
 
@@ -22,55 +30,42 @@ impl Outbox {
         Outbox::default()
     }
 
-    /// Appends an event to the log. Call it after the change itself: it takes the
-    /// organization's cursor lock until commit.
+    /// Announces an event of the change under way; it is logged by [`Outbox::flush`].
     pub fn append(
         &mut self,
-        conn: &mut DbConnection,
         org: OrgId,
-        event_type: &str,
+        event_type: EventType,
         inbox: Option<InboxId>,
         conversation: Option<ConversationId>,
         data: &impl Serialize,
     ) -> Result<(), ApiError> {
         let payload =
             serde_json::to_string(data).map_err(|error| ApiError::Internal(error.to_string()))?;
-        let stored = events::append(
-            conn,
-            NewEvent {
-                org_id: org,
-                event_type,
-                inbox_id: inbox,
-                conversation_id: conversation,
-                payload,
-            },
-        )?;
-        self.events.push(stored);
+        self.pending.push(NewEvent {
+            org_id: org,
+            event_type,
+            inbox_id: inbox,
+            conversation_id: conversation,
+            payload,
+        });
         Ok(())
     }
 
     /// `conversation.*` with `{conversation}` (caller-neutral: no unread or pin state).
     pub fn conversation(
         &mut self,
-        conn: &mut DbConnection,
-        event_type: &str,
+        event_type: EventType,
         item: &wire::Conversation,
     ) -> Result<(), ApiError> {
         #[derive(Serialize)]
         struct Data<'a> {
             conversation: &'a wire::Conversation,
         }
-        let (org, inbox, id) = (
-            OrgId(item.org_id),
-            InboxId(item.inbox_id),
-            ConversationId(item.id),
-        );
         self.append(
-            conn,
-            org,
+            OrgId(item.org_id),
             event_type,
-            Some(inbox),
-            Some(id),
+            Some(InboxId(item.inbox_id)),
+            Some(ConversationId(item.id)),
             &Data { conversation: item },
         )
     }
@@ -78,10 +73,9 @@ impl Outbox {
     /// `message.*` with `{conversation_id, message}`.
     pub fn message(
         &mut self,
-        conn: &mut DbConnection,
         org: OrgId,
         inbox: InboxId,
-        event_type: &str,
+        event_type: EventType,
         message: &wire::Message,
     ) -> Result<(), ApiError> {
         #[derive(Serialize)]
@@ -89,13 +83,11 @@ impl Outbox {
             conversation_id: i64,
             message: &'a wire::Message,
         }
-        let id = ConversationId(message.conversation_id);
         self.append(
-            conn,
             org,
             event_type,
             Some(inbox),
-            Some(id),
+            Some(ConversationId(message.conversation_id)),
             &Data {
                 conversation_id: message.conversation_id,
                 message,
@@ -103,37 +95,44 @@ impl Outbox {
         )
     }
 
+    /// Writes the buffered events to the log. Call it as the transaction's last step: it
+    /// takes the organization's cursor, which stays locked until commit.
+    pub fn flush(self, conn: &mut DbConnection) -> Result<Logged, ApiError> {
+        let mut events = Vec::with_capacity(self.pending.len());
+        let mut pending = self.pending;
+        // A change touches one organization; keep the general case correct all the same.
+        while let Some(org) = pending.first().map(|event| event.org_id) {
+            let (this, rest): (Vec<NewEvent>, Vec<NewEvent>) =
+                pending.into_iter().partition(|event| event.org_id == org);
+            events.extend(events::append_all(conn, org, this)?);
+            pending = rest;
+        }
+        Ok(Logged { events })
+    }
+}
+
+impl Logged {
     /// Publishes on the bus. Only after commit: clients never hear of a rolled-back change.
     pub fn publish(self, state: &AppState) {
         for event in self.events {
-            state.bus.publish(realtime::BusEvent {
-                org_id: event.org_id.get(),
-                seq: event.seq,
-                event_type: event.event_type,
-                inbox_id: event.inbox_id.map(InboxId::get),
-                conversation_id: event.conversation_id.map(ConversationId::get),
-                payload: event.payload,
-                at: wire::millis::format(&event.created_at),
-                from_user: None,
-                origin: 0,
-            });
+            state.bus.publish(crate::live::stored_to_bus(event));
         }
     }
 }
 
-/// Runs `work` in one transaction with an outbox, and publishes its events once the
-/// transaction has committed (nothing is published for a rolled-back change).
+/// Runs `work` in one transaction with an outbox, logs its events last, and publishes them
+/// once the transaction has committed (nothing is published for a rolled-back change).
 pub async fn write<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection, &mut Outbox) -> Result<T, ApiError> + Send + 'static,
 {
-    let (result, outbox) = crate::db::write(&state.store, move |conn| {
+    let (result, logged) = crate::db::write(&state.store, move |conn| {
         let mut outbox = Outbox::new();
         let result = work(conn, &mut outbox)?;
-        Ok((result, outbox))
+        Ok((result, outbox.flush(conn)?))
     })
     .await?;
-    outbox.publish(state);
+    logged.publish(state);
     Ok(result)
 }

@@ -1,6 +1,7 @@
 //! Messages in and out: an agent's reply or note, a new outbound conversation, a
 //! customer's inbound message, and the provider's delivery reports.
 
+use domain::EventType;
 use domain::conversation::{
     self as rules, AuthorType, Conversation, DeliveryStatus, Direction, MessageKind,
 };
@@ -11,7 +12,7 @@ use domain::{
 use openapi as wire;
 use persistence::DbConnection;
 use persistence::repo::contacts::{self, Contact};
-use persistence::repo::conversations::{self, NewConversation};
+use persistence::repo::conversations::{self, Locked, NewConversation};
 use persistence::repo::{
     attachments, canned, channels, conversation_state, deliveries, inboxes, messages, receipts,
 };
@@ -19,7 +20,7 @@ use persistence::repo::{
 use super::attachments as uploads;
 use super::events::Outbox;
 use super::present;
-use super::visibility::{Visible, visible};
+use super::visibility::{self, Visible};
 use crate::error::ApiError;
 
 pub const MAX_BODY_CHARS: usize = 10_000;
@@ -35,7 +36,7 @@ pub struct Outgoing {
 
 /// Where a message is written: the open conversation, its channel and its customer.
 pub(crate) struct Thread<'a> {
-    pub conversation: &'a Conversation,
+    pub conversation: &'a mut Locked,
     pub channel: &'a Channel,
     pub contact: &'a Contact,
 }
@@ -94,7 +95,7 @@ pub(crate) fn write_outgoing(
         conn,
         messages::NewMessage {
             org_id: actor.org_id,
-            conversation_id: conversation.id,
+            conversation_id: conversation.id(),
             direction,
             kind,
             body: &text,
@@ -115,29 +116,28 @@ pub(crate) fn write_outgoing(
         deliveries::enqueue(conn, actor.org_id, message.id, channel.id)?;
     }
     let updated = if kind == MessageKind::Note {
-        conversation.clone()
+        conversation.current().clone()
     } else {
         conversations::note_message(
             conn,
-            conversation.id,
+            conversation,
             message.id,
             message.created_at,
             &rules::preview(&text),
         )?
     };
-    conversation_state::add_participant(conn, conversation.id, actor.user_id)?;
-    conversation_state::mark_read(conn, actor.user_id, &updated)?;
+    conversation_state::add_participant(conn, conversation, actor.user_id)?;
+    conversation_state::mark_read(conn, actor.user_id, conversation)?;
     let wire_message = present::full_message(conn, message)?;
     outbox.message(
-        conn,
         actor.org_id,
         updated.inbox_id,
-        "message.created",
+        EventType::MessageCreated,
         &wire_message,
     )?;
     if kind != MessageKind::Note {
         let neutral = present::one(conn, actor.org_id, None, updated)?;
-        outbox.conversation(conn, "conversation.updated", &neutral)?;
+        outbox.conversation(EventType::ConversationUpdated, &neutral)?;
     }
     Ok(wire_message)
 }
@@ -172,8 +172,8 @@ fn open_conversation(
     channel: &Channel,
     contact: ContactId,
     outbox: &mut Outbox,
-) -> Result<Conversation, ApiError> {
-    if let Some(open) = conversations::find_open(conn, channel.id, contact)? {
+) -> Result<Locked, ApiError> {
+    if let Some(open) = conversations::lock_open(conn, channel.id, contact)? {
         return Ok(open);
     }
     let new = NewConversation {
@@ -184,8 +184,8 @@ fn open_conversation(
         archived: false,
     };
     let created = conversations::insert(conn, new)?;
-    let neutral = present::one(conn, channel.org_id, None, created.clone())?;
-    outbox.conversation(conn, "conversation.created", &neutral)?;
+    let neutral = present::one(conn, channel.org_id, None, created.current().clone())?;
+    outbox.conversation(EventType::ConversationCreated, &neutral)?;
     Ok(created)
 }
 
@@ -197,19 +197,16 @@ pub fn send(
     outgoing: Outgoing,
     outbox: &mut Outbox,
 ) -> Result<wire::Message, ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
-    rules::ensure_open(&conversation)?;
+    let Visible {
+        conversation: mut locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
+    let conversation = locked.current();
+    rules::ensure_open(conversation)?;
     if conversation.archived {
         return Err(DomainError::ConversationClosed.into());
     }
-    if let Some(expected) = outgoing.if_last_message_id
-        && conversation.last_message_id.map(MessageId::get) != Some(expected)
-    {
-        return Err(ApiError::Conflict {
-            code: "conversation_changed",
-            detail: "a newer message arrived in this conversation; read it before answering".into(),
-        });
-    }
+    rules::ensure_latest(conversation, outgoing.if_last_message_id.map(MessageId))?;
     let channel = channels::get(conn, actor.org_id, conversation.channel_id)?
         .ok_or_else(ApiError::not_found)?;
     let contact = contacts::get(conn, actor.org_id, conversation.contact_id)?
@@ -220,9 +217,9 @@ pub fn send(
     };
     let carried = (kind == MessageKind::Message).then_some(channel.channel_type);
     uploads::claim(conn, actor, &outgoing.attachment_ids, carried)?;
-    let body = body_from(conn, actor, &conversation, &outgoing)?;
+    let body = body_from(conn, actor, conversation, &outgoing)?;
     let thread = Thread {
-        conversation: &conversation,
+        conversation: &mut locked,
         channel: &channel,
         contact: &contact,
     };
@@ -281,9 +278,9 @@ pub fn start(
         MessageKind::Message,
         contact.opted_out_sms,
     )?;
-    let conversation = open_conversation(conn, &channel, contact.id, outbox)?;
+    let mut conversation = open_conversation(conn, &channel, contact.id, outbox)?;
     let thread = Thread {
-        conversation: &conversation,
+        conversation: &mut conversation,
         channel: &channel,
         contact: &contact,
     };
@@ -294,9 +291,12 @@ pub fn start(
         attachment_ids: &request.attachment_ids,
     };
     write_outgoing(conn, actor, thread, draft, outbox)?;
-    let current =
-        conversations::get(conn, actor.org_id, conversation.id)?.ok_or_else(ApiError::not_found)?;
-    present::one(conn, actor.org_id, Some(actor.user_id), current)
+    present::one(
+        conn,
+        actor.org_id,
+        Some(actor.user_id),
+        conversation.current().clone(),
+    )
 }
 
 /// A customer's message from the channel provider. The caller checked the signature.
@@ -341,9 +341,8 @@ pub fn receive(
             contacts::set_opted_out_sms(conn, contact.id, opted_out)?;
             contact.opted_out_sms = opted_out;
             outbox.append(
-                conn,
                 org,
-                "contact.updated",
+                EventType::ContactUpdated,
                 None,
                 None,
                 &serde_json::json!({"contact": present::contact(contact.clone(), false)}),
@@ -351,12 +350,12 @@ pub fn receive(
         }
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.
-    let conversation = open_conversation(conn, channel, contact.id, outbox)?;
+    let mut conversation = open_conversation(conn, channel, contact.id, outbox)?;
     let message = messages::insert(
         conn,
         messages::NewMessage {
             org_id: org,
-            conversation_id: conversation.id,
+            conversation_id: conversation.id(),
             direction: Direction::Inbound,
             kind: MessageKind::Message,
             body: &inbound.body,
@@ -369,7 +368,7 @@ pub fn receive(
     )?;
     let updated = conversations::note_message(
         conn,
-        conversation.id,
+        &mut conversation,
         message.id,
         message.created_at,
         &rules::preview(&inbound.body),
@@ -377,17 +376,23 @@ pub fn receive(
     for file in files {
         uploads::record(conn, org, None, Some(message.id), file)?;
     }
-    receipts::insert_inbound(conn, channel.id, &external_id, conversation.id, message.id)?;
+    receipts::insert_inbound(
+        conn,
+        channel.id,
+        &external_id,
+        conversation.id(),
+        message.id,
+    )?;
     let presented = present::full_message(conn, message.clone())?;
-    outbox.message(conn, org, updated.inbox_id, "message.created", &presented)?;
+    outbox.message(org, updated.inbox_id, EventType::MessageCreated, &presented)?;
     let is_new = updated.message_count == 1;
     let neutral = present::one(conn, org, None, updated.clone())?;
-    outbox.conversation(conn, "conversation.updated", &neutral)?;
+    outbox.conversation(EventType::ConversationUpdated, &neutral)?;
     if is_new {
-        super::auto_assign::route(conn, org, &updated, outbox)?;
+        super::auto_assign::route(conn, org, &mut conversation, outbox)?;
     }
     Ok(wire::InboundResult {
-        conversation_id: conversation.id.get(),
+        conversation_id: conversation.id().get(),
         message_id: message.id.get(),
     })
 }
@@ -424,10 +429,9 @@ pub fn delivery_report(
         messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
     let wire_message = present::full_message(conn, updated)?;
     outbox.message(
-        conn,
         org,
         conversation.inbox_id,
-        "message.updated",
+        EventType::MessageUpdated,
         &wire_message,
     )?;
     Ok(wire_message)

@@ -9,7 +9,7 @@ use persistence::repo::{channels, contacts, surveys};
 
 use super::events::Outbox;
 use super::messaging::{Draft, Thread, write_outgoing};
-use super::visibility::{Visible, visible};
+use super::visibility::{self, Visible};
 use crate::auth::random_token;
 use crate::error::ApiError;
 
@@ -22,8 +22,12 @@ pub fn send(
     public_base: &str,
     outbox: &mut Outbox,
 ) -> Result<wire::Message, ApiError> {
-    let Visible { conversation, .. } = visible(conn, actor, id)?;
-    rules::ensure_open(&conversation)?;
+    let Visible {
+        conversation: mut locked,
+        ..
+    } = visibility::lock(conn, actor, id)?;
+    let conversation = locked.current();
+    rules::ensure_open(conversation)?;
     let channel = channels::get(conn, actor.org_id, conversation.channel_id)?
         .ok_or_else(ApiError::not_found)?;
     let contact = contacts::get(conn, actor.org_id, conversation.contact_id)?
@@ -31,7 +35,7 @@ pub fn send(
     let token = random_token(24);
     let body = format!("{QUESTION}: {public_base}/v1/public/surveys/{token}");
     let thread = Thread {
-        conversation: &conversation,
+        conversation: &mut locked,
         channel: &channel,
         contact: &contact,
     };
@@ -46,7 +50,7 @@ pub fn send(
         conn,
         &token,
         actor.org_id,
-        conversation.id,
+        locked.id(),
         domain::MessageId(message.id),
     )?;
     message.survey_token = Some(token);

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use domain::conversation::Conversation;
 use domain::{ConversationId, TagId, UserId};
 
+use super::conversations::Locked;
 use crate::schema::{
     conversation_participants as participants, conversation_pins as pins,
     conversation_reads as reads, conversation_tags as ctags, tags,
@@ -19,11 +20,8 @@ fn ids(list: &[ConversationId]) -> Vec<i64> {
 
 /// Marks everything up to now read for the user (the backend's upsert is avoided: a delete
 /// and an insert work the same through both).
-pub fn mark_read(
-    conn: &mut DbConnection,
-    user: UserId,
-    conversation: &Conversation,
-) -> Result<(), StoreError> {
+pub fn mark_read(conn: &mut DbConnection, user: UserId, locked: &Locked) -> Result<(), StoreError> {
+    let conversation = locked.current();
     diesel::delete(
         reads::table.filter(
             reads::user_id
@@ -47,8 +45,9 @@ pub fn mark_read(
 pub fn mark_unread(
     conn: &mut DbConnection,
     user: UserId,
-    conversation: &Conversation,
+    locked: &Locked,
 ) -> Result<(), StoreError> {
+    let conversation = locked.current();
     let updated = diesel::update(
         reads::table.filter(
             reads::user_id
@@ -111,9 +110,10 @@ pub const MAX_PINS: i64 = 100;
 pub fn pin(
     conn: &mut DbConnection,
     user: UserId,
-    conversation: ConversationId,
+    locked: &Locked,
     position: Option<i32>,
 ) -> Result<i32, StoreError> {
+    let conversation = locked.id();
     diesel::delete(
         pins::table.filter(
             pins::user_id
@@ -149,11 +149,8 @@ pub fn pin_count(conn: &mut DbConnection, user: UserId) -> Result<i64, StoreErro
         .get_result(conn)?)
 }
 
-pub fn unpin(
-    conn: &mut DbConnection,
-    user: UserId,
-    conversation: ConversationId,
-) -> Result<(), StoreError> {
+pub fn unpin(conn: &mut DbConnection, user: UserId, locked: &Locked) -> Result<(), StoreError> {
+    let conversation = locked.id();
     diesel::delete(
         pins::table.filter(
             pins::user_id
@@ -186,11 +183,8 @@ pub fn pins_among(
 }
 
 /// Tags the conversation; `false` when it already had the tag.
-pub fn add_tag(
-    conn: &mut DbConnection,
-    conversation: ConversationId,
-    tag: TagId,
-) -> Result<bool, StoreError> {
+pub fn add_tag(conn: &mut DbConnection, locked: &Locked, tag: TagId) -> Result<bool, StoreError> {
+    let conversation = locked.id();
     super::insert_if_absent(conn, |conn| {
         diesel::insert_into(ctags::table)
             .values((
@@ -204,9 +198,10 @@ pub fn add_tag(
 /// Removes the tag; `false` when the conversation did not have it.
 pub fn remove_tag(
     conn: &mut DbConnection,
-    conversation: ConversationId,
+    locked: &Locked,
     tag: TagId,
 ) -> Result<bool, StoreError> {
+    let conversation = locked.id();
     let removed = diesel::delete(
         ctags::table.filter(
             ctags::conversation_id
@@ -242,9 +237,10 @@ pub fn tags_among(
 /// Remembers that the user wrote in the conversation (for `participant=me`).
 pub fn add_participant(
     conn: &mut DbConnection,
-    conversation: ConversationId,
+    locked: &Locked,
     user: UserId,
 ) -> Result<(), StoreError> {
+    let conversation = locked.id();
     super::insert_if_absent(conn, |conn| {
         diesel::insert_into(participants::table)
             .values((

@@ -123,7 +123,8 @@ pub struct NewConversation {
     pub archived: bool,
 }
 
-pub fn insert(conn: &mut DbConnection, new: NewConversation) -> Result<Conversation, StoreError> {
+/// A new conversation, locked like any other (its row is this transaction's until commit).
+pub fn insert(conn: &mut DbConnection, new: NewConversation) -> Result<Locked, StoreError> {
     let at = to_db(now());
     let row: ConversationRow = diesel::insert_into(c::table)
         .values((
@@ -140,7 +141,7 @@ pub fn insert(conn: &mut DbConnection, new: NewConversation) -> Result<Conversat
         ))
         .returning(COLUMNS)
         .get_result(conn)?;
-    to_conversation(row)
+    to_conversation(row).map(Locked)
 }
 
 pub fn get(
@@ -173,24 +174,26 @@ pub fn get_many(
     )
 }
 
-/// The contact's open conversation on the channel, if any (at most one: a unique index).
-pub fn find_open(
+/// The contact's open conversation on the channel, if any (at most one: a unique index),
+/// locked like [`lock`] does.
+pub fn lock_open(
     conn: &mut DbConnection,
     channel: ChannelId,
     contact: ContactId,
-) -> Result<Option<Conversation>, StoreError> {
-    c::table
+) -> Result<Option<Locked>, StoreError> {
+    let query = c::table
         .filter(
             c::channel_id
                 .eq(channel.get())
                 .and(c::contact_id.eq(contact.get()))
                 .and(c::status.eq(Status::Open.as_str())),
         )
-        .select(COLUMNS)
-        .first::<ConversationRow>(conn)
-        .optional()?
-        .map(to_conversation)
-        .transpose()
+        .select(COLUMNS);
+    let row: Option<ConversationRow> = match conn {
+        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
+        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
+    };
+    Ok(row.map(to_conversation).transpose()?.map(Locked))
 }
 
 /// The contact's conversations, newest first.
@@ -208,34 +211,77 @@ pub fn of_contact(
     )
 }
 
-fn updated(conn: &mut DbConnection, id: ConversationId) -> Result<Conversation, StoreError> {
-    to_conversation(c::table.find(id.get()).select(COLUMNS).first(conn)?)
+/// A conversation row locked until the end of the transaction: the proof every change to a
+/// conversation needs, so that each is decided against the row as it is at commit. Only
+/// [`lock`] makes one, inside the organization it names.
+#[derive(Debug)]
+pub struct Locked(Conversation);
+
+impl AsRef<Conversation> for Locked {
+    fn as_ref(&self) -> &Conversation {
+        &self.0
+    }
+}
+
+impl Locked {
+    pub fn id(&self) -> ConversationId {
+        self.0.id
+    }
+
+    /// The conversation as it is now, changes of this transaction included.
+    pub fn current(&self) -> &Conversation {
+        &self.0
+    }
+
+    fn refresh(&mut self, conn: &mut DbConnection) -> Result<Conversation, StoreError> {
+        self.0 = to_conversation(c::table.find(self.0.id.get()).select(COLUMNS).first(conn)?)?;
+        Ok(self.0.clone())
+    }
+}
+
+/// Loads the organization's conversation and locks its row until the transaction ends
+/// (PostgreSQL: `FOR NO KEY UPDATE`, which still lets other transactions insert rows that
+/// refer to it; SQLite: the store's single writer holds it already). Changes racing on the
+/// same conversation so run one after the other, each seeing what the one before committed.
+pub fn lock(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: ConversationId,
+) -> Result<Option<Locked>, StoreError> {
+    let query = c::table
+        .filter(c::id.eq(id.get()).and(c::org_id.eq(org.get())))
+        .select(COLUMNS);
+    let row: Option<ConversationRow> = match conn {
+        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
+        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
+    };
+    Ok(row.map(to_conversation).transpose()?.map(Locked))
 }
 
 pub fn set_assignment(
     conn: &mut DbConnection,
-    id: ConversationId,
+    locked: &mut Locked,
     assignee: Option<UserId>,
     team: Option<TeamId>,
 ) -> Result<Conversation, StoreError> {
-    diesel::update(c::table.find(id.get()))
+    diesel::update(c::table.find(locked.id().get()))
         .set((
             c::assignee_id.eq(assignee.map(UserId::get)),
             c::team_id.eq(team.map(TeamId::get)),
             c::updated_at.eq(to_db(now())),
         ))
         .execute(conn)?;
-    updated(conn, id)
+    locked.refresh(conn)
 }
 
 pub fn close(
     conn: &mut DbConnection,
-    id: ConversationId,
+    locked: &mut Locked,
     by: Option<UserId>,
     spam: bool,
 ) -> Result<Conversation, StoreError> {
     let at = to_db(now());
-    diesel::update(c::table.find(id.get()))
+    diesel::update(c::table.find(locked.id().get()))
         .set((
             c::status.eq(Status::Closed.as_str()),
             c::spam.eq(spam),
@@ -244,18 +290,18 @@ pub fn close(
             c::updated_at.eq(at),
         ))
         .execute(conn)?;
-    updated(conn, id)
+    locked.refresh(conn)
 }
 
 pub fn move_to(
     conn: &mut DbConnection,
-    id: ConversationId,
+    locked: &mut Locked,
     inbox: InboxId,
     clear_assignee: bool,
 ) -> Result<Conversation, StoreError> {
     let at = to_db(now());
     if clear_assignee {
-        diesel::update(c::table.find(id.get()))
+        diesel::update(c::table.find(locked.id().get()))
             .set((
                 c::inbox_id.eq(inbox.get()),
                 c::assignee_id.eq(None::<i64>),
@@ -264,22 +310,22 @@ pub fn move_to(
             ))
             .execute(conn)?;
     } else {
-        diesel::update(c::table.find(id.get()))
+        diesel::update(c::table.find(locked.id().get()))
             .set((c::inbox_id.eq(inbox.get()), c::updated_at.eq(at)))
             .execute(conn)?;
     }
-    updated(conn, id)
+    locked.refresh(conn)
 }
 
 /// Records a new last message: preview, time, count (which read state compares against).
 pub fn note_message(
     conn: &mut DbConnection,
-    id: ConversationId,
+    locked: &mut Locked,
     message: MessageId,
     at: chrono::DateTime<chrono::Utc>,
     preview: &str,
 ) -> Result<Conversation, StoreError> {
-    diesel::update(c::table.find(id.get()))
+    diesel::update(c::table.find(locked.id().get()))
         .set((
             c::last_message_id.eq(Some(message.get())),
             c::last_message_at.eq(Some(to_db(at))),
@@ -288,7 +334,7 @@ pub fn note_message(
             c::updated_at.eq(to_db(now())),
         ))
         .execute(conn)?;
-    updated(conn, id)
+    locked.refresh(conn)
 }
 
 /// Moves a private inbox's conversations on a channel into a shared inbox, read-only: they
@@ -318,14 +364,14 @@ pub fn archive_into(
 
 pub fn set_contact(
     conn: &mut DbConnection,
-    id: ConversationId,
+    locked: &mut Locked,
     contact: ContactId,
 ) -> Result<Conversation, StoreError> {
-    diesel::update(c::table.find(id.get()))
+    diesel::update(c::table.find(locked.id().get()))
         .set((
             c::contact_id.eq(contact.get()),
             c::updated_at.eq(to_db(now())),
         ))
         .execute(conn)?;
-    updated(conn, id)
+    locked.refresh(conn)
 }

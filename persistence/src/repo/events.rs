@@ -1,13 +1,16 @@
 //! The event log (outbox). An event is appended in the transaction of the change it
 //! announces, so clients hear of exactly what committed.
 //!
-//! Cursors are per organization and follow commit order: the organization row is bumped
-//! (and so locked, on PostgreSQL) as the transaction's last step, so a transaction that takes
-//! a cursor commits before the next one can take a larger cursor. SQLite has one writer.
+//! Cursors are per organization and follow commit order: a transaction buffers its events
+//! and appends them all as its very last statements, bumping the organization's row once (and
+//! so locking it, on PostgreSQL) just before commit. A transaction that takes a cursor
+//! therefore commits before the next one can take a larger cursor, and the lock covers only
+//! the insert and the commit, not the whole change: one tenant's writes run side by side.
+//! SQLite has one writer.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use domain::{ConversationId, InboxId, OrgId};
+use domain::{ConversationId, EventType, InboxId, OrgId};
 
 use crate::schema::{events, organizations};
 use crate::{DbConnection, StoreError, from_db, now, to_db};
@@ -16,7 +19,7 @@ use crate::{DbConnection, StoreError, from_db, now, to_db};
 pub struct StoredEvent {
     pub org_id: OrgId,
     pub seq: i64,
-    pub event_type: String,
+    pub event_type: EventType,
     pub inbox_id: Option<InboxId>,
     pub conversation_id: Option<ConversationId>,
     /// The event's `data`, as JSON text.
@@ -24,42 +27,76 @@ pub struct StoredEvent {
     pub created_at: DateTime<Utc>,
 }
 
-pub struct NewEvent<'a> {
+pub struct NewEvent {
     pub org_id: OrgId,
-    pub event_type: &'a str,
+    pub event_type: EventType,
     pub inbox_id: Option<InboxId>,
     pub conversation_id: Option<ConversationId>,
     pub payload: String,
 }
 
-/// Appends the event and returns it with its cursor. Call it last in the transaction: the
-/// organization's row stays locked until commit.
-pub fn append(conn: &mut DbConnection, new: NewEvent<'_>) -> Result<StoredEvent, StoreError> {
-    let seq: i64 = diesel::update(organizations::table.find(new.org_id.get()))
-        .set(organizations::event_seq.eq(organizations::event_seq + 1))
+/// Appends the events (all of one organization) and returns them with their cursors, in
+/// order. Call it as the transaction's last statement: the organization's row stays locked
+/// until commit.
+pub fn append_all(
+    conn: &mut DbConnection,
+    org: OrgId,
+    new: Vec<NewEvent>,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = new.len() as i64;
+    let last: i64 = diesel::update(organizations::table.find(org.get()))
+        .set(organizations::event_seq.eq(organizations::event_seq + count))
         .returning(organizations::event_seq)
         .get_result(conn)?;
     let created_at = now();
-    diesel::insert_into(events::table)
-        .values((
-            events::org_id.eq(new.org_id.get()),
-            events::seq.eq(seq),
-            events::type_.eq(new.event_type),
-            events::inbox_id.eq(new.inbox_id.map(InboxId::get)),
-            events::conversation_id.eq(new.conversation_id.map(ConversationId::get)),
-            events::payload.eq(&new.payload),
-            events::created_at.eq(to_db(created_at)),
-        ))
-        .execute(conn)?;
-    Ok(StoredEvent {
-        org_id: new.org_id,
-        seq,
-        event_type: new.event_type.to_string(),
-        inbox_id: new.inbox_id,
-        conversation_id: new.conversation_id,
-        payload: new.payload,
-        created_at,
-    })
+    let mut stored = Vec::with_capacity(new.len());
+    for (offset, event) in new.into_iter().enumerate() {
+        if event.org_id != org {
+            return Err(StoreError::Corrupt(
+                "one transaction appended events of two organizations".into(),
+            ));
+        }
+        stored.push(StoredEvent {
+            org_id: org,
+            seq: last - count + 1 + offset as i64,
+            event_type: event.event_type,
+            inbox_id: event.inbox_id,
+            conversation_id: event.conversation_id,
+            payload: event.payload,
+            created_at,
+        });
+    }
+    let rows: Vec<_> = stored
+        .iter()
+        .map(|event| {
+            (
+                events::org_id.eq(org.get()),
+                events::seq.eq(event.seq),
+                events::type_.eq(event.event_type.as_str()),
+                events::inbox_id.eq(event.inbox_id.map(InboxId::get)),
+                events::conversation_id.eq(event.conversation_id.map(ConversationId::get)),
+                events::payload.eq(&event.payload),
+                events::created_at.eq(to_db(created_at)),
+            )
+        })
+        .collect();
+    // MultiConnection has no multi-row insert: one statement per backend.
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            diesel::insert_into(events::table)
+                .values(&rows)
+                .execute(pg)?;
+        }
+        DbConnection::Sqlite(lite) => {
+            diesel::insert_into(events::table)
+                .values(&rows)
+                .execute(lite)?;
+        }
+    }
+    Ok(stored)
 }
 
 type EventRow = (
@@ -93,22 +130,23 @@ pub fn after(
             events::created_at,
         ))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(
             |(org_id, seq, event_type, inbox_id, conversation_id, payload, created_at)| {
-                StoredEvent {
+                Ok(StoredEvent {
                     org_id: OrgId(org_id),
                     seq,
-                    event_type,
+                    event_type: EventType::parse(&event_type).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown event type {event_type:?}"))
+                    })?,
                     inbox_id: inbox_id.map(InboxId),
                     conversation_id: conversation_id.map(ConversationId),
                     payload,
                     created_at: from_db(created_at),
-                }
+                })
             },
         )
-        .collect())
+        .collect()
 }
 
 /// The organization's newest cursor (0 before its first event).

@@ -121,6 +121,20 @@ pub fn get(conn: &mut DbConnection, org: OrgId, id: InboxId) -> Result<Option<In
         .transpose()
 }
 
+/// The inbox, its row locked until the transaction ends (PostgreSQL `FOR NO KEY UPDATE`;
+/// SQLite's single writer holds it already): auto-assignment in one inbox runs one
+/// conversation at a time, so each counts the loads the one before committed.
+pub fn lock(conn: &mut DbConnection, org: OrgId, id: InboxId) -> Result<Option<Inbox>, StoreError> {
+    let query = inboxes::table
+        .filter(inboxes::id.eq(id.get()).and(inboxes::org_id.eq(org.get())))
+        .select(INBOX_COLUMNS);
+    let row: Option<InboxRow> = match conn {
+        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
+        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
+    };
+    row.map(to_inbox).transpose()
+}
+
 /// Every inbox of the organization (admins), in id order.
 pub fn list_all(conn: &mut DbConnection, org: OrgId) -> Result<Vec<Inbox>, StoreError> {
     to_inboxes(

@@ -18,6 +18,7 @@ type UserRow = (
     String,
     Option<String>,
     NaiveDateTime,
+    i64,
 );
 
 const USER_COLUMNS: (
@@ -30,6 +31,7 @@ const USER_COLUMNS: (
     users::status,
     users::status_message,
     users::created_at,
+    users::token_epoch,
 ) = (
     users::id,
     users::org_id,
@@ -40,10 +42,12 @@ const USER_COLUMNS: (
     users::status,
     users::status_message,
     users::created_at,
+    users::token_epoch,
 );
 
 fn to_user(row: UserRow) -> Result<User, StoreError> {
-    let (id, org_id, email, name, role, active, status, status_message, created_at) = row;
+    let (id, org_id, email, name, role, active, status, status_message, created_at, token_epoch) =
+        row;
     Ok(User {
         id: UserId(id),
         org_id: OrgId(org_id),
@@ -54,6 +58,7 @@ fn to_user(row: UserRow) -> Result<User, StoreError> {
         status: parse_enum(&status, UserStatus::parse, "status")?,
         status_message,
         created_at: from_db(created_at),
+        token_epoch,
     })
 }
 
@@ -97,6 +102,21 @@ pub fn get(conn: &mut DbConnection, org: OrgId, id: UserId) -> Result<Option<Use
         .optional()?
         .map(to_user)
         .transpose()
+}
+
+/// Locks the user's row until the transaction ends (PostgreSQL `FOR NO KEY UPDATE`; SQLite's
+/// single writer holds it already), for changes bounded per user, such as their pins.
+pub fn lock(conn: &mut DbConnection, org: OrgId, id: UserId) -> Result<(), StoreError> {
+    let query = users::table
+        .filter(users::id.eq(id.get()).and(users::org_id.eq(org.get())))
+        .select(users::id);
+    let found: Option<i64> = match conn {
+        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
+        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
+    };
+    found
+        .map(drop)
+        .ok_or(StoreError::Domain(domain::DomainError::NotFound))
 }
 
 /// Several users of the organization at once (one query), in id order.
@@ -181,6 +201,9 @@ pub fn update(
     id: UserId,
     changes: UserChanges,
 ) -> Result<Option<User>, StoreError> {
+    // A deactivation or a new password ends every access token issued before it.
+    let changes_end_access_tokens =
+        changes.active == Some(false) || changes.password_hash.is_some();
     let changeset = UserChangeset {
         name: changes.name,
         role: changes.role.map(|role| role.as_str().to_string()),
@@ -190,7 +213,13 @@ pub fn update(
         status_message: changes.status_message,
         updated_at: to_db(now()),
     };
-    diesel::update(users::table.filter(users::id.eq(id.get()).and(users::org_id.eq(org.get()))))
+    let target = users::table.filter(users::id.eq(id.get()).and(users::org_id.eq(org.get())));
+    if changes_end_access_tokens {
+        diesel::update(target)
+            .set(users::token_epoch.eq(users::token_epoch + 1))
+            .execute(conn)?;
+    }
+    diesel::update(target)
         .set(changeset)
         .returning(USER_COLUMNS)
         .get_result::<UserRow>(conn)
@@ -205,7 +234,8 @@ pub struct RefreshToken {
     pub user_id: UserId,
     pub family: String,
     pub expires_at: DateTime<Utc>,
-    pub used: bool,
+    /// When it was traded for a new pair, if it was.
+    pub used_at: Option<DateTime<Utc>>,
     pub revoked: bool,
 }
 
@@ -258,7 +288,7 @@ pub fn find_refresh_token(
             user_id: UserId(user_id),
             family,
             expires_at: from_db(expires_at),
-            used: used_at.is_some(),
+            used_at: used_at.map(from_db),
             revoked: revoked_at.is_some(),
         },
     ))

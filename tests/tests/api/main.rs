@@ -16,6 +16,7 @@ mod delivery;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
 mod migrations;
+mod races;
 mod realtime;
 mod realtime_scale;
 mod routing;

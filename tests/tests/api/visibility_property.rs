@@ -231,7 +231,7 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
         let b = spec.inbox % inbox_ids.len();
         let (contact, _) =
             contacts::find_or_create_by_number(conn, org, &format!("+1555100{k:04}"))?;
-        let conversation = conversations::insert(
+        let mut conversation = conversations::insert(
             conn,
             NewConversation {
                 org_id: org,
@@ -241,11 +241,11 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 archived: spec.state == State::Archived,
             },
         )?;
-        let id = conversation.id;
+        let id = conversation.id();
         let assignee = spec.assignee.map(|user| actors[user % n].user_id);
         let team = spec.team.map(|team| team_ids[team % team_ids.len()]);
         if assignee.is_some() || team.is_some() {
-            conversations::set_assignment(conn, id, assignee, team)?;
+            conversations::set_assignment(conn, &mut conversation, assignee, team)?;
         }
         if let Some(seconds) = spec.message_at {
             let message = messages::insert(
@@ -264,22 +264,23 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 },
             )?;
             let at = start + std::time::Duration::from_secs(u64::from(seconds));
-            conversations::note_message(conn, id, message.id, at, "hello")?;
+            conversations::note_message(conn, &mut conversation, message.id, at, "hello")?;
         }
         match spec.state {
             State::Open => {}
             State::Closed | State::Archived => {
-                conversations::close(conn, id, None, false)?;
+                conversations::close(conn, &mut conversation, None, false)?;
             }
             State::Spam => {
-                conversations::close(conn, id, None, true)?;
+                conversations::close(conn, &mut conversation, None, true)?;
             }
         }
         built.push((id, b, assignee, team));
     }
     for (user, conversation) in &world.pins {
         let (id, ..) = built[conversation % built.len()];
-        conversation_state::pin(conn, actors[user % n].user_id, id, None)?;
+        let locked = conversations::lock(conn, org, id)?.expect("the conversation just built");
+        conversation_state::pin(conn, actors[user % n].user_id, &locked, None)?;
     }
     let mut foreign = Vec::new();
     if world.other_org {
@@ -319,7 +320,7 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 archived: false,
             },
         )?;
-        foreign.push(conversation.id);
+        foreign.push(conversation.id());
     }
     Ok(Built {
         org,
