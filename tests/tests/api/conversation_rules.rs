@@ -252,8 +252,12 @@ async fn agents_claim_and_managers_assign_within_the_inbox_and_team(app: TestApp
         .expect(200);
     assert_eq!(claimed.body["assignee_id"], alex.user_id);
     assert_eq!(claimed.body["team_id"], Value::Null);
-    // Taking a colleague's is not allowed where agents see only their own.
+    // Taking a colleague's is not allowed where agents see only their own: Bea saw it
+    // unassigned, and Alex was first (a lost race, 409, though she cannot see it now).
     assign(&app, &bea, first, json!({"assignee_id": bea.user_id}))
+        .await
+        .expect_problem(409, "conversation_changed");
+    app.get(&format!("/v1/conversations/{first}"), &bea.token)
         .await
         .expect_problem(404, "not_found");
     // An agent may not assign a colleague.
