@@ -153,7 +153,8 @@ pub async fn update_canned_response(
         let shortcut = shortcut.unwrap_or(current.shortcut);
         let title = title.unwrap_or(current.title);
         let text = text.unwrap_or(current.body);
-        canned::update(conn, id, &shortcut, &title, &text).map_err(on_conflict("duplicate", TAKEN))
+        canned::update(conn, actor.org_id, id, &shortcut, &title, &text)
+            .map_err(on_conflict("duplicate", TAKEN))
     })
     .await?;
     Ok(web::Json(updated.into()))
@@ -175,7 +176,7 @@ pub async fn delete_canned_response(
     let (actor, id) = (caller.actor(), CannedResponseId(path.into_inner()));
     db::write(&state.store, move |conn| {
         managed(conn, &actor, id)?;
-        Ok(canned::delete(conn, id)?)
+        Ok(canned::delete(conn, actor.org_id, id)?)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

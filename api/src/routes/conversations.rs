@@ -631,7 +631,7 @@ pub async fn list_messages(
     let before = paging::after_id(query.before.as_deref())?;
     let (items, next_cursor) = db::read(&state.store, move |conn| {
         visibility::visible(conn, &actor, id)?;
-        let page = messages::page(conn, id, before, limit)?;
+        let page = messages::page(conn, actor.org_id, id, before, limit)?;
         let next_cursor = paging::next_id_cursor(
             page.has_more,
             page.items.last().map(|message| message.id.get()),
@@ -708,7 +708,7 @@ pub async fn list_conversation_activity(
     let after = paging::after_id(query.cursor.as_deref())?;
     let page = db::read(&state.store, move |conn| {
         visibility::visible(conn, &actor, id)?;
-        Ok(activity::page(conn, id, after, limit)?)
+        Ok(activity::page(conn, actor.org_id, id, after, limit)?)
     })
     .await?;
     let next_cursor =

@@ -39,17 +39,19 @@ pub fn record(
     Ok(())
 }
 
-/// The trail, oldest first, after the entry id `after`.
+/// The organization's conversation's trail, oldest first, after the entry id `after`.
 pub fn page(
     conn: &mut DbConnection,
+    org: OrgId,
     conversation: ConversationId,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Page<Entry>, StoreError> {
     let rows: Vec<(i64, String, Option<i64>, String, NaiveDateTime)> = a::table
         .filter(
-            a::conversation_id
-                .eq(conversation.get())
+            a::org_id
+                .eq(org.get())
+                .and(a::conversation_id.eq(conversation.get()))
                 .and(a::id.gt(after.unwrap_or(0))),
         )
         .order(a::id)

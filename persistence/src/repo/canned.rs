@@ -100,24 +100,28 @@ pub fn get(
 
 pub fn update(
     conn: &mut DbConnection,
+    org: OrgId,
     id: CannedResponseId,
     shortcut: &str,
     title: &str,
     body: &str,
 ) -> Result<CannedResponse, StoreError> {
-    let row: CannedRow = diesel::update(canned::table.find(id.get()))
-        .set((
-            canned::shortcut.eq(shortcut),
-            canned::title.eq(title),
-            canned::body.eq(body),
-            canned::updated_at.eq(to_db(now())),
-        ))
-        .returning(CANNED_COLUMNS)
-        .get_result(conn)?;
+    let row: CannedRow = diesel::update(
+        canned::table.filter(canned::id.eq(id.get()).and(canned::org_id.eq(org.get()))),
+    )
+    .set((
+        canned::shortcut.eq(shortcut),
+        canned::title.eq(title),
+        canned::body.eq(body),
+        canned::updated_at.eq(to_db(now())),
+    ))
+    .returning(CANNED_COLUMNS)
+    .get_result(conn)?;
     Ok(to_canned(row))
 }
 
-pub fn delete(conn: &mut DbConnection, id: CannedResponseId) -> Result<(), StoreError> {
-    diesel::delete(canned::table.find(id.get())).execute(conn)?;
+pub fn delete(conn: &mut DbConnection, org: OrgId, id: CannedResponseId) -> Result<(), StoreError> {
+    diesel::delete(canned::table.filter(canned::id.eq(id.get()).and(canned::org_id.eq(org.get()))))
+        .execute(conn)?;
     Ok(())
 }

@@ -142,14 +142,16 @@ pub fn get(
         .transpose()
 }
 
-/// The conversation's messages before `before` (a message id), newest first.
+/// The organization's conversation's messages before `before` (a message id), newest first.
 pub fn page(
     conn: &mut DbConnection,
+    org: OrgId,
     conversation: ConversationId,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Page<Message>, StoreError> {
     let mut query = m::table
+        .filter(m::org_id.eq(org.get()))
         .filter(m::conversation_id.eq(conversation.get()))
         .into_boxed();
     if let Some(before) = before {

@@ -6,7 +6,7 @@ use persistence::repo::{orgs, users};
 use crate::support::{Backend, TestDb};
 
 fn apply_revert_reapply(backend: Backend, test_name: &str) {
-    let Some(db) = TestDb::create(backend, test_name) else {
+    let Some(db) = TestDb::create_empty(backend, test_name) else {
         return;
     };
     let store = Store::open(db.url(), 2).expect("open");

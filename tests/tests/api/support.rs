@@ -45,8 +45,18 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    /// `None` when PostgreSQL cannot be reached outside CI (the test is skipped).
+    /// `None` when PostgreSQL cannot be reached outside CI (the test is skipped). On
+    /// PostgreSQL the database is a copy of a migrated template.
     pub fn create(backend: Backend, test_name: &str) -> Option<TestDb> {
+        TestDb::make(backend, test_name, true)
+    }
+
+    /// A database without any schema (for the migration tests).
+    pub fn create_empty(backend: Backend, test_name: &str) -> Option<TestDb> {
+        TestDb::make(backend, test_name, false)
+    }
+
+    fn make(backend: Backend, test_name: &str, migrated: bool) -> Option<TestDb> {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
@@ -65,22 +75,20 @@ impl TestDb {
                         return None;
                     }
                 };
-                let mut suffix = [0u8; 6];
-                rand::rng().fill_bytes(&mut suffix);
-                let name = format!(
-                    "switchboard_test_{}",
-                    suffix
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
-                );
-                sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .expect("create test database");
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
-                let url = format!("{base}/{name}");
+                let name = format!("switchboard_test_{}", random_suffix());
+                // A copy of the migrated template is much faster than migrating anew.
+                let cloned = migrated
+                    && migrated_template(&admin_url).is_some_and(|template| {
+                        sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                            .execute(&mut admin)
+                            .is_ok()
+                    });
+                if !cloned {
+                    sql_query(format!("CREATE DATABASE {name}"))
+                        .execute(&mut admin)
+                        .expect("create test database");
+                }
+                let url = database_url(&admin_url, &name);
                 Some(TestDb::Postgres {
                     admin_url,
                     name,
@@ -108,6 +116,75 @@ impl Drop for TestDb {
                 .execute(&mut admin);
         }
     }
+}
+
+fn random_suffix() -> String {
+    let mut suffix = [0u8; 6];
+    rand::rng().fill_bytes(&mut suffix);
+    suffix.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL of database `name` on the server of `admin_url`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+const TEMPLATE_PREFIX: &str = "switchboard_template_";
+
+/// This test process's migrated template database, made once (`None`: clone nothing,
+/// migrate each database instead). Named after the process, so concurrent runs never share
+/// one; templates of processes that are gone are dropped first, so nothing depends on what
+/// an earlier run left.
+fn migrated_template(admin_url: &str) -> Option<String> {
+    static TEMPLATE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| match make_template(admin_url) {
+            Ok(name) => Some(name),
+            Err(error) => {
+                eprintln!("no migrated template database ({error}); migrating each test database");
+                None
+            }
+        })
+        .clone()
+}
+
+fn make_template(admin_url: &str) -> Result<String, String> {
+    use persistence::diesel::dsl::sql;
+    use persistence::diesel::sql_types::Text;
+    let mut admin = PgConnection::establish(admin_url).map_err(|error| error.to_string())?;
+    let existing: Vec<String> = sql::<Text>(&format!(
+        "SELECT datname FROM pg_database WHERE datname LIKE '{TEMPLATE_PREFIX}%'"
+    ))
+    .load(&mut admin)
+    .map_err(|error| error.to_string())?;
+    for stale in existing {
+        let pid = stale
+            .trim_start_matches(TEMPLATE_PREFIX)
+            .split('_')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = sql_query(format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)"))
+                .execute(&mut admin);
+        }
+    }
+    let name = format!(
+        "{TEMPLATE_PREFIX}{}_{}",
+        std::process::id(),
+        random_suffix()
+    );
+    sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .map_err(|error| error.to_string())?;
+    let store = persistence::Store::open(&database_url(admin_url, &name), 1)
+        .map_err(|error| error.to_string())?;
+    store.migrate().map_err(|error| error.to_string())?;
+    // No connection may stay open to a database that is copied.
+    drop(store);
+    Ok(name)
 }
 
 /// Says that a PostgreSQL test was skipped, on stderr and in the Makefile's skip list.
