@@ -2,6 +2,7 @@
 //! start the same server in-process with [`spawn`].
 
 pub mod auth;
+pub mod body;
 pub mod bootstrap;
 pub mod config;
 pub mod db;

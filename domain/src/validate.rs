@@ -103,6 +103,25 @@ pub fn shortcut(field: &str, value: &str) -> Result<String, FieldError> {
     Ok(value.to_lowercase())
 }
 
+/// A reaction: exactly one emoji as Unicode defines them (skin tones, joined sequences and
+/// flags included), with or without the emoji presentation selector.
+pub fn emoji(field: &str, value: &str) -> Result<String, FieldError> {
+    const PRESENTATION: char = '\u{fe0f}';
+    let bare: String = value.chars().filter(|c| *c != PRESENTATION).collect();
+    // Digits, `#` and `*` are emoji only as keycaps ("1️⃣"), never bare.
+    let known = if value.chars().count() <= 16 && !bare.is_ascii() {
+        [value.to_string(), format!("{bare}{PRESENTATION}"), bare]
+            .iter()
+            .find_map(|candidate| emojis::get(candidate))
+    } else {
+        None
+    };
+    match known {
+        Some(found) => Ok(found.as_str().to_string()),
+        None => Err(FieldError::new(field, "must be one emoji")),
+    }
+}
+
 pub fn auto_assign_limit(field: &str, value: Option<i32>) -> Result<Option<i32>, FieldError> {
     match value {
         Some(limit) if !(1..=1000).contains(&limit) => Err(FieldError::new(
@@ -201,6 +220,21 @@ mod tests {
             channel_address("address", ChannelType::Facebook, "page-1").unwrap(),
             "page-1"
         );
+    }
+
+    #[test]
+    fn reactions_are_one_emoji() {
+        for good in ["👍", "❤️", "❤", "👍🏽", "👩‍💻", "👨‍👩‍👧‍👦", "🇵🇹", "🏳️‍🌈", "1️⃣"]
+        {
+            assert!(emoji("emoji", good).is_ok(), "{good:?} should be an emoji");
+        }
+        // One spelling per emoji, so that reactions group together.
+        assert_eq!(emoji("emoji", "❤").unwrap(), emoji("emoji", "❤️").unwrap());
+        for bad in [
+            "", "a", "ok", "<script>", "👍👍", "👍 ", "1", "\u{fe0f}", "👍a",
+        ] {
+            assert!(emoji("emoji", bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use persistence::repo::conversation_list::{self, AssigneeFilter, Filter, Positio
 use persistence::repo::{activity, messages, tags};
 
 use crate::auth::Caller;
+use crate::body::OptionalJson;
 use crate::error::ApiError;
 use crate::service::events::{self, Logged, Outbox};
 use crate::service::idempotency::{self, Key};
@@ -355,18 +356,18 @@ pub async fn assign_conversation(
     operation_id = "close_conversation",
     security(("bearer" = [])),
     params(("id" = i64, Path)),
-    request_body = CloseRequest,
-    responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, description = "`conversation_closed`", body = Problem))
+    request_body(content = Option<CloseRequest>, description = "Optional; a body that is sent must parse"),
+    responses((status = 200, body = Conversation), (status = 400, description = "`bad_request`: a body that does not parse", body = Problem), (status = 404, body = Problem), (status = 422, description = "`conversation_closed`", body = Problem))
 )]
 #[post("/v1/conversations/{id}/close")]
 pub async fn close_conversation(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: Option<web::Json<CloseRequest>>,
+    body: OptionalJson<CloseRequest>,
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
-    let spam = body.is_some_and(|body| body.spam);
+    let spam = body.0.is_some_and(|body| body.spam);
     let item = events::write(&state, move |conn, outbox| {
         conversations::close(conn, &actor, id, spam, outbox)
     })
@@ -440,18 +441,18 @@ pub async fn unread_conversation(
     operation_id = "pin_conversation",
     security(("bearer" = [])),
     params(("id" = i64, Path)),
-    request_body(content = Option<PinRequest>),
-    responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, body = Problem))
+    request_body(content = Option<PinRequest>, description = "Optional; a body that is sent must parse"),
+    responses((status = 200, body = Conversation), (status = 400, description = "`bad_request`: a body that does not parse", body = Problem), (status = 404, body = Problem), (status = 422, body = Problem))
 )]
 #[put("/v1/conversations/{id}/pin")]
 pub async fn pin_conversation(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: Option<web::Json<PinRequest>>,
+    body: OptionalJson<PinRequest>,
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
-    let position = body.and_then(|body| body.position);
+    let position = body.0.and_then(|body| body.position);
     let item = db::write(&state.store, move |conn| {
         conversations::pin(conn, &actor, id, position)
     })

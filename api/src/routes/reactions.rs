@@ -1,7 +1,7 @@
 //! Reactions to messages, per user.
 
 use actix_web::{delete, put, web};
-use domain::{DomainError, EventType, MessageId};
+use domain::{EventType, MessageId};
 use openapi::{Message, Problem};
 use persistence::repo::{messages, reactions};
 
@@ -11,19 +11,6 @@ use crate::service::events;
 use crate::service::{present, visibility};
 use crate::state::AppState;
 
-fn check_emoji(emoji: &str) -> Result<(), ApiError> {
-    let ok = !emoji.is_empty()
-        && emoji.len() <= 32
-        && !emoji
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
-    if ok {
-        Ok(())
-    } else {
-        Err(DomainError::invalid("emoji", "must be one emoji").into())
-    }
-}
-
 async fn react(
     state: web::Data<AppState>,
     caller: Caller,
@@ -31,7 +18,7 @@ async fn react(
     emoji: String,
     add: bool,
 ) -> Result<web::Json<Message>, ApiError> {
-    check_emoji(&emoji)?;
+    let emoji = domain::validate::emoji("emoji", &emoji)?;
     let (actor, id) = (caller.actor(), MessageId(id));
     let message = events::write(&state, move |conn, outbox| {
         let message = messages::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;

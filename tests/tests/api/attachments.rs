@@ -999,6 +999,24 @@ async fn reactions_are_per_user(app: TestApp) {
         );
     }
 
+    // Skin tones and joined sequences are one emoji each.
+    for one in ["👍🏽", "👩‍💻", "🇵🇹"] {
+        let reply = app
+            .put(&reactions_path(ours, one), &desk.alex.token, None)
+            .await
+            .expect(200);
+        assert!(
+            reply.body["reactions"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|reaction| reaction["emoji"] == one)),
+            "{one}: {}",
+            reply.body
+        );
+        app.delete(&reactions_path(ours, one), &desk.alex.token)
+            .await
+            .expect(200);
+    }
+
     // The same reaction sent at once from several devices is still idempotent.
     let rocket = reactions_path(ours, "🚀");
     let replies =
@@ -1034,8 +1052,17 @@ async fn reactions_are_per_user(app: TestApp) {
         .await
         .expect_problem(404, "not_found");
 
-    // One emoji: no spaces, no control characters, not a sentence.
-    for refused in ["a b", " 👍", "\u{7}", &thumbs.repeat(20)] {
+    // One emoji: no spaces, no control characters, not a sentence, not markup, not two.
+    for refused in [
+        "a b",
+        " 👍",
+        "\u{7}",
+        &thumbs.repeat(20),
+        "<script>",
+        "x",
+        "👍👍",
+        "1",
+    ] {
         app.put(&reactions_path(message, refused), &desk.alex.token, None)
             .await
             .expect_problem(422, "validation_failed");

@@ -9,7 +9,7 @@ use crate::fixtures::{
     self, Channel, conversation, counts, customer, list, list_ids, messages, sms_channel, tick,
 };
 use crate::on_both_backends;
-use crate::support::{Session, TestApp};
+use crate::support::{Reply, Session, TestApp, into_reply};
 
 fn path(id: i64, action: &str) -> String {
     format!("/v1/conversations/{id}/{action}")
@@ -985,7 +985,97 @@ async fn managers_act_in_bulk_and_each_conversation_answers_for_itself(app: Test
     }
 }
 
+/// A raw body with a JSON content type, as a buggy client might send it.
+async fn raw(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: &str) -> Reply {
+    let request = app
+        .client()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string());
+    into_reply(request.send().await.expect("request reaches the server")).await
+}
+
+async fn malformed_optional_bodies_are_refused_and_change_nothing(app: TestApp) {
+    let admin = app.admin().await;
+    let support = fixtures::inbox(&app, &admin, "Support", json!({}), &[]).await;
+    let sms = sms_channel(&app, &admin, support, "+14155550000").await;
+    let id = sms.text(&app, &customer(1), "Buy cheap watches").await;
+
+    // A spam close the client got wrong must not become an ordinary (final) close.
+    for bad in [
+        r#"{"spam": tru}"#,
+        r#"{"spam": "yes"}"#,
+        r#"{"spam": true, "x": 1}"#,
+        "[]",
+    ] {
+        raw(
+            &app,
+            reqwest::Method::POST,
+            &path(id, "close"),
+            &admin.token,
+            bad,
+        )
+        .await
+        .expect_problem(400, "bad_request");
+        assert_eq!(
+            conversation(&app, &admin, id).await["status"],
+            "open",
+            "{bad}"
+        );
+    }
+    for bad in [r#"{"position": "top"}"#, r#"{"position": 1"#] {
+        raw(
+            &app,
+            reqwest::Method::PUT,
+            &path(id, "pin"),
+            &admin.token,
+            bad,
+        )
+        .await
+        .expect_problem(400, "bad_request");
+        assert_eq!(
+            conversation(&app, &admin, id).await["pinned"],
+            false,
+            "{bad}"
+        );
+    }
+    // Left out, the bodies are optional, as before.
+    raw(
+        &app,
+        reqwest::Method::PUT,
+        &path(id, "pin"),
+        &admin.token,
+        "",
+    )
+    .await
+    .expect(200);
+    let closed = raw(
+        &app,
+        reqwest::Method::POST,
+        &path(id, "close"),
+        &admin.token,
+        "",
+    )
+    .await
+    .expect(200);
+    assert_eq!(closed.body["spam"], false);
+    // And a well-formed one does what it says.
+    let other = sms.text(&app, &customer(2), "Cheap watches again").await;
+    let spam = raw(
+        &app,
+        reqwest::Method::POST,
+        &path(other, "close"),
+        &admin.token,
+        r#"{"spam": true}"#,
+    )
+    .await
+    .expect(200);
+    assert_eq!(spam.body["spam"], true);
+}
+
 on_both_backends!(
+    malformed_optional_bodies_are_refused_and_change_nothing,
     a_closed_conversation_is_final_and_the_customer_starts_a_new_one,
     spam_disappears_from_every_list_but_an_admin_can_still_open_it,
     assignment_is_refused_when_the_inbox_has_it_off,
