@@ -108,7 +108,7 @@ async fn main() {
             reqwest::Method::POST,
             &format!("/v1/inboxes/{inbox}/channels"),
             Some(&admin),
-            json!({"type": "sms", "address": format!("+1415{:07}", run), "name": "Bench"}),
+            json!({"type": "sms", "address": format!("+1415555{:04}", run % 10_000), "name": "Bench"}),
         )
         .await["id"]
         .as_i64()
@@ -140,7 +140,7 @@ async fn main() {
                 reqwest::Method::POST,
                 "/v1/conversations",
                 Some(&token),
-                json!({"channel_id": channel, "to": format!("+1628{:03}{:04}", run % 1000, n), "body": "Hello"}),
+                json!({"channel_id": channel, "to": format!("+1415556{:04}", (run as usize * 97 + n) % 10_000), "body": "Hello"}),
             )
             .await["id"]
             .as_i64()

@@ -189,10 +189,7 @@ pub fn lock_open(
                 .and(c::status.eq(Status::Open.as_str())),
         )
         .select(COLUMNS);
-    let row: Option<ConversationRow> = match conn {
-        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
-        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
-    };
+    let row: Option<ConversationRow> = first_locked!(conn, query)?;
     Ok(row.map(to_conversation).transpose()?.map(Locked))
 }
 
@@ -251,10 +248,7 @@ pub fn lock(
     let query = c::table
         .filter(c::id.eq(id.get()).and(c::org_id.eq(org.get())))
         .select(COLUMNS);
-    let row: Option<ConversationRow> = match conn {
-        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
-        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
-    };
+    let row: Option<ConversationRow> = first_locked!(conn, query)?;
     Ok(row.map(to_conversation).transpose()?.map(Locked))
 }
 

@@ -128,10 +128,7 @@ pub fn lock(conn: &mut DbConnection, org: OrgId, id: InboxId) -> Result<Option<I
     let query = inboxes::table
         .filter(inboxes::id.eq(id.get()).and(inboxes::org_id.eq(org.get())))
         .select(INBOX_COLUMNS);
-    let row: Option<InboxRow> = match conn {
-        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
-        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
-    };
+    let row: Option<InboxRow> = first_locked!(conn, query)?;
     row.map(to_inbox).transpose()
 }
 

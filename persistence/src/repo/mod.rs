@@ -1,6 +1,19 @@
 //! Repositories, one per aggregate. Each function takes a connection, so the api composes
 //! several into one transaction (`Store::write`) with the event-log row of the change.
 
+/// The first row of `$query`, locked until the transaction ends: `FOR NO KEY UPDATE` on
+/// PostgreSQL (it still lets other transactions insert rows that refer to it); SQLite's single
+/// writer, held by every write transaction, locks it already. (A macro: the query's type
+/// differs per table, and MultiConnection has no locking clause.)
+macro_rules! first_locked {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            $crate::DbConnection::Postgresql(pg) => $query.for_no_key_update().first(pg).optional(),
+            $crate::DbConnection::Sqlite(lite) => $query.first(lite).optional(),
+        }
+    };
+}
+
 pub mod activity;
 pub mod attachments;
 pub mod canned;

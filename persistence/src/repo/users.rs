@@ -110,10 +110,7 @@ pub fn lock(conn: &mut DbConnection, org: OrgId, id: UserId) -> Result<(), Store
     let query = users::table
         .filter(users::id.eq(id.get()).and(users::org_id.eq(org.get())))
         .select(users::id);
-    let found: Option<i64> = match conn {
-        DbConnection::Postgresql(pg) => query.for_no_key_update().first(pg).optional()?,
-        DbConnection::Sqlite(lite) => query.first(lite).optional()?,
-    };
+    let found: Option<i64> = first_locked!(conn, query)?;
     found
         .map(drop)
         .ok_or(StoreError::Domain(domain::DomainError::NotFound))
