@@ -10,9 +10,45 @@ use crate::LocalBus;
 struct MemoryLog {
     events: Mutex<Vec<BusEvent>>,
     first_retained: Mutex<Option<i64>>,
+    audience_calls: Mutex<usize>,
+    /// Reads after this cursor wait at the gate (to hold a replay mid-way).
+    stall: Mutex<Option<(i64, Arc<Gate>)>>,
+}
+
+/// A gate a blocking reader waits at until the test releases it.
+#[derive(Default)]
+struct Gate {
+    entered: tokio::sync::Notify,
+    open: Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    async fn entered(&self) {
+        self.entered.notified().await;
+    }
+
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        self.entered.notify_one();
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
 }
 
 impl MemoryLog {
+    fn stall_reads_after(&self, seq: i64) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        *self.stall.lock().unwrap() = Some((seq, gate.clone()));
+        gate
+    }
+
     fn write(&self, seq: i64) -> BusEvent {
         let event = event(seq);
         self.events.lock().unwrap().push(event.clone());
@@ -21,11 +57,24 @@ impl MemoryLog {
 }
 
 impl Audience for MemoryLog {
-    fn recipients(&self, _event: &BusEvent, users: &[i64]) -> Vec<i64> {
-        users.iter().copied().filter(|user| *user != 99).collect()
+    fn audiences(
+        &self,
+        _org: i64,
+        events: &[Arc<BusEvent>],
+        users: &[i64],
+    ) -> Result<Vec<Vec<i64>>, String> {
+        *self.audience_calls.lock().unwrap() += 1;
+        let allowed: Vec<i64> = users.iter().copied().filter(|user| *user != 99).collect();
+        Ok(vec![allowed; events.len()])
     }
 
     fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String> {
+        let stalled = self.stall.lock().unwrap().clone();
+        if let Some((at, gate)) = stalled
+            && at == seq
+        {
+            gate.wait();
+        }
         let events = self.events.lock().unwrap();
         Ok(events
             .iter()
@@ -73,6 +122,7 @@ fn setup(capacity: usize) -> (Arc<LocalBus>, Arc<MemoryLog>, Arc<Hub>) {
     let config = HubConfig {
         queue_capacity: capacity,
         poll_interval: Duration::from_secs(3600),
+        ..HubConfig::default()
     };
     let hub = Hub::start(bus.clone(), log.clone(), config, None);
     (bus, log, hub)
@@ -106,7 +156,7 @@ async fn registered(hub: &Hub, count: usize) {
 #[tokio::test]
 async fn events_reach_sessions_in_cursor_order_once() {
     let (bus, log, hub) = setup(64);
-    let (_, mut queue) = hub.register(1, 7);
+    let (_, mut queue) = hub.register(1, 7).await;
     registered(&hub, 1).await;
     for seq in 1..=3 {
         bus.publish(log.write(seq));
@@ -122,7 +172,7 @@ async fn events_reach_sessions_in_cursor_order_once() {
 #[tokio::test]
 async fn a_gap_is_filled_from_the_log_before_the_later_event() {
     let (bus, log, hub) = setup(64);
-    let (_, mut queue) = hub.register(1, 7);
+    let (_, mut queue) = hub.register(1, 7).await;
     registered(&hub, 1).await;
     // 1 and 2 committed but their publishes were lost; 3 arrives first.
     log.write(1);
@@ -136,9 +186,9 @@ async fn a_gap_is_filled_from_the_log_before_the_later_event() {
 #[tokio::test]
 async fn users_who_may_not_see_an_event_do_not_get_it() {
     let (bus, log, hub) = setup(64);
-    let (_, mut allowed) = hub.register(1, 7);
-    let (_, mut refused) = hub.register(1, 99);
-    let (_, mut other_org) = hub.register(2, 8);
+    let (_, mut allowed) = hub.register(1, 7).await;
+    let (_, mut refused) = hub.register(1, 99).await;
+    let (_, mut other_org) = hub.register(2, 8).await;
     registered(&hub, 3).await;
     bus.publish(log.write(1));
     assert_eq!(next_seq(&mut allowed).await, 1);
@@ -157,8 +207,8 @@ async fn users_who_may_not_see_an_event_do_not_get_it() {
 #[tokio::test]
 async fn a_session_that_cannot_keep_up_is_dropped_without_slowing_others() {
     let (bus, log, hub) = setup(8);
-    let (_, mut slow) = hub.register(1, 7);
-    let (_, mut fast) = hub.register(1, 8);
+    let (_, mut slow) = hub.register(1, 7).await;
+    let (_, mut fast) = hub.register(1, 8).await;
     registered(&hub, 2).await;
     for seq in 1..=20 {
         bus.publish(log.write(seq));
@@ -174,38 +224,133 @@ async fn a_session_that_cannot_keep_up_is_dropped_without_slowing_others() {
     registered(&hub, 1).await;
 }
 
+/// Everything a replay streams, through its `Done` (or `Expired`).
+async fn replayed(mut replay: mpsc::Receiver<ReplayItem>) -> (Vec<i64>, Option<i64>) {
+    let mut seqs = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(5), replay.recv())
+            .await
+            .expect("a replay item in time");
+        match item {
+            Some(ReplayItem::Page(events)) => seqs.extend(events.iter().map(|event| event.seq)),
+            Some(ReplayItem::Done { through }) => return (seqs, Some(through)),
+            Some(ReplayItem::Expired) | None => return (seqs, None),
+        }
+    }
+}
+
 #[tokio::test]
 async fn resume_replays_what_was_missed_and_refuses_expired_cursors() {
     let (bus, log, hub) = setup(64);
     for seq in 1..=5 {
         log.write(seq);
     }
-    let (handle, mut queue) = hub.register(1, 7);
+    let (handle, mut queue) = hub.register(1, 7).await;
     registered(&hub, 1).await;
-    hub.resume(handle, 2);
-    match next(&mut queue).await {
-        Outgoing::Replay { events, through } => {
-            assert_eq!(
-                events.iter().map(|event| event.seq).collect::<Vec<_>>(),
-                vec![3, 4, 5]
-            );
-            assert_eq!(through, 5);
-        }
-        other => panic!("expected a replay, got {other:?}"),
-    }
+    let (seqs, through) = replayed(hub.resume(handle, 2).await).await;
+    assert_eq!(seqs, vec![3, 4, 5]);
+    assert_eq!(through, Some(5));
     bus.publish(log.write(6));
     assert_eq!(next_seq(&mut queue).await, 6);
 
     *log.first_retained.lock().unwrap() = Some(4);
-    hub.resume(handle, 1);
-    assert!(matches!(next(&mut queue).await, Outgoing::Expired));
+    let mut expired = hub.resume(handle, 1).await;
+    assert!(matches!(expired.recv().await, Some(ReplayItem::Expired)));
+}
+
+#[tokio::test]
+async fn a_long_replay_streams_in_pages_and_filters_each_page_in_one_call() {
+    let bus = Arc::new(LocalBus::new(1024));
+    let log = Arc::new(MemoryLog::default());
+    for seq in 1..=1234 {
+        log.write(seq);
+    }
+    let config = HubConfig {
+        poll_interval: Duration::from_secs(3600),
+        replay_page: 100,
+        ..HubConfig::default()
+    };
+    let hub = Hub::start(bus, log.clone(), config, None);
+    let (handle, _queue) = hub.register(1, 7).await;
+    registered(&hub, 1).await;
+    let mut replay = hub.resume(handle, 0).await;
+    let mut pages = 0;
+    let mut seqs = Vec::new();
+    loop {
+        match replay.recv().await.expect("replay continues") {
+            ReplayItem::Page(events) => {
+                assert!(events.len() <= 100);
+                pages += 1;
+                seqs.extend(events.iter().map(|event| event.seq));
+            }
+            ReplayItem::Done { through } => {
+                assert_eq!(through, 1234);
+                break;
+            }
+            ReplayItem::Expired => panic!("not expired"),
+        }
+    }
+    assert_eq!(seqs, (1..=1234).collect::<Vec<_>>());
+    assert_eq!(pages, 13);
+    assert_eq!(*log.audience_calls.lock().unwrap(), 13);
+}
+
+#[tokio::test]
+async fn replay_runs_off_the_hub_task_while_live_events_flow() {
+    let (bus, log, hub) = setup(64);
+    for seq in 1..=10 {
+        log.write(seq);
+    }
+    let (replaying, _replaying_queue) = hub.register(1, 7).await;
+    let (_, mut other) = hub.register(1, 8).await;
+    registered(&hub, 2).await;
+    // The log stalls for replays: reads after cursor 0 block until released.
+    let gate = log.stall_reads_after(0);
+    let replay = hub.resume(replaying, 0).await;
+    gate.entered().await;
+    assert_eq!(hub.replays_running(), 1);
+    // The hub is free: a live event reaches the other session while the replay waits.
+    bus.publish(log.write(11));
+    assert_eq!(next_seq(&mut other).await, 11);
+    gate.release();
+    let (seqs, through) = replayed(replay).await;
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+    assert_eq!(through, Some(10));
+}
+
+#[tokio::test]
+async fn the_command_channel_is_bounded_and_senders_wait_rather_than_grow_it() {
+    let bus = Arc::new(LocalBus::new(1024));
+    let log = Arc::new(MemoryLog::default());
+    let config = HubConfig {
+        poll_interval: Duration::from_secs(3600),
+        command_capacity: 2,
+        ..HubConfig::default()
+    };
+    let hub = Hub::start(bus, log, config, None);
+    // Many registrations at once through a channel of two: each waits its turn, none is lost.
+    let mut joins = Vec::new();
+    for user in 0..200 {
+        let hub = hub.clone();
+        joins.push(tokio::spawn(async move { hub.register(1, user).await }));
+    }
+    let mut sessions = Vec::new();
+    for join in joins {
+        sessions.push(join.await.unwrap());
+    }
+    registered(&hub, 200).await;
+    assert_eq!(hub.commands.max_capacity(), 2);
+    for (handle, _) in &sessions {
+        hub.unregister(*handle).await;
+    }
+    registered(&hub, 0).await;
 }
 
 #[tokio::test]
 async fn shutdown_reaches_every_session() {
     let (_bus, _log, hub) = setup(64);
-    let (_, mut first) = hub.register(1, 7);
-    let (_, mut second) = hub.register(2, 8);
+    let (_, mut first) = hub.register(1, 7).await;
+    let (_, mut second) = hub.register(2, 8).await;
     registered(&hub, 2).await;
     hub.shutdown();
     assert!(matches!(next(&mut first).await, Outgoing::Shutdown));

@@ -11,7 +11,7 @@ pub use domain::EventType;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::broadcast;
 
-pub use hub::{Audience, Hub, HubConfig, Outgoing, SessionHandle, cursor_expired};
+pub use hub::{Audience, Hub, HubConfig, Outgoing, ReplayItem, SessionHandle, cursor_expired};
 pub use redis_bus::RedisBus;
 
 /// An event as it travels between instances. Persistent events carry their cursor

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod attachments;
+pub mod audience;
 pub mod canned;
 pub mod channels;
 pub mod contacts;
