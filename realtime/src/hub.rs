@@ -11,15 +11,21 @@
 //! replays reading at once, so a resume storm cannot take the whole connection pool.
 //! Everything a client can grow is bounded: the command channel, the session queues, the
 //! replay channel (one page in flight).
+//!
+//! The hub also keeps presence (see [`crate::presence`]): it counts each user's sockets,
+//! publishes its connected users on the bus's control channel, hears the other instances'
+//! and, once a second, sends each socket at most one `presence.updated` frame. A
+//! `Disconnect` control message (deactivation) closes the user's sockets on every instance.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
-use crate::{Bus, BusEvent};
+use crate::presence::{self, Availability, Presence};
+use crate::{Bus, BusEvent, Control, EventType};
 
 /// Whether a client's cursor is past the retention window: events after it were purged.
 /// `first_retained` is the oldest cursor still in the log, `last` the newest handed out.
@@ -62,6 +68,8 @@ pub struct HubConfig {
     pub replay_page: i64,
     /// Replays reading the log at once on this instance.
     pub max_replays: usize,
+    /// How often presence changes are sent to sockets (at most one frame per socket each).
+    pub presence_every: Duration,
 }
 
 impl Default for HubConfig {
@@ -72,6 +80,7 @@ impl Default for HubConfig {
             command_capacity: 1024,
             replay_page: 500,
             max_replays: 4,
+            presence_every: Duration::from_secs(1),
         }
     }
 }
@@ -81,6 +90,8 @@ impl Default for HubConfig {
 pub enum Outgoing {
     /// A live event the session's user may see.
     Event(Arc<BusEvent>),
+    /// A `presence.updated` frame, rendered once for every socket of the organization.
+    Presence(Arc<str>),
     /// The server is shutting down.
     Shutdown,
 }
@@ -98,6 +109,23 @@ pub enum ReplayItem {
     Expired,
 }
 
+/// Why the hub closes a session at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// The user was deactivated.
+    AccountDisabled,
+}
+
+/// What a session gets from [`Hub::register`].
+pub struct Registration {
+    pub handle: SessionHandle,
+    /// Live events and presence frames; it ends when the hub drops a session too slow to
+    /// keep up.
+    pub queue: mpsc::Receiver<Outgoing>,
+    /// Fires when the hub closes the session for a reason of its own.
+    pub closing: oneshot::Receiver<Closing>,
+}
+
 /// A registered session, as the hub knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionHandle {
@@ -109,7 +137,9 @@ pub struct SessionHandle {
 enum Command {
     Register {
         handle: SessionHandle,
+        availability: Availability,
         sender: mpsc::Sender<Outgoing>,
+        closing: oneshot::Sender<Closing>,
     },
     Unregister(SessionHandle),
     Resume {
@@ -122,6 +152,8 @@ enum Command {
 
 pub struct Hub {
     commands: mpsc::Sender<Command>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<Mutex<Presence>>,
     next_id: AtomicU64,
     connected: Arc<AtomicUsize>,
     replaying: Arc<AtomicUsize>,
@@ -139,7 +171,9 @@ impl Hub {
         let (commands, receiver) = mpsc::channel(config.command_capacity.max(1));
         let connected = Arc::new(AtomicUsize::new(0));
         let replaying = Arc::new(AtomicUsize::new(0));
+        let presence = Arc::new(Mutex::new(Presence::new(crate::redis_bus::instance_id())));
         let state = State {
+            presence: presence.clone(),
             orgs: HashMap::new(),
             audience,
             connected: connected.clone(),
@@ -152,13 +186,16 @@ impl Hub {
         };
         tokio::spawn(run(
             state,
-            bus,
+            bus.clone(),
             receiver,
             reconnections,
             config.poll_interval,
+            config.presence_every,
         ));
         Arc::new(Hub {
             commands,
+            bus,
+            presence,
             next_id: AtomicU64::new(1),
             connected,
             replaying,
@@ -169,18 +206,50 @@ impl Hub {
     /// Registers a session; its events arrive on the returned receiver. When the hub drops
     /// the sender (the session was too slow), the receiver ends. Waits while the hub's
     /// command channel is full.
-    pub async fn register(&self, org: i64, user: i64) -> (SessionHandle, mpsc::Receiver<Outgoing>) {
+    pub async fn register(&self, org: i64, user: i64, availability: Availability) -> Registration {
         let handle = SessionHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             org,
             user,
         };
-        let (sender, receiver) = mpsc::channel(self.queue_capacity);
+        let (sender, queue) = mpsc::channel(self.queue_capacity);
+        let (closer, closing) = oneshot::channel();
         let _ = self
             .commands
-            .send(Command::Register { handle, sender })
+            .send(Command::Register {
+                handle,
+                availability,
+                sender,
+                closing: closer,
+            })
             .await;
-        (handle, receiver)
+        Registration {
+            handle,
+            queue,
+            closing,
+        }
+    }
+
+    /// The organization's connected users, on any instance (absent: offline).
+    pub fn presence(&self, org: i64) -> HashMap<i64, Availability> {
+        self.presence
+            .lock()
+            .map(|presence| presence.snapshot(org))
+            .unwrap_or_default()
+    }
+
+    /// The user chose a status: every instance shows it from its next presence tick.
+    pub fn set_status(&self, org: i64, user: i64, availability: Availability) {
+        self.bus.publish_control(Control::Status {
+            org,
+            user,
+            availability,
+        });
+    }
+
+    /// Closes every socket of the user, on every instance (deactivation).
+    pub fn disconnect_user(&self, org: i64, user: i64) {
+        self.bus.publish_control(Control::Disconnect { org, user });
     }
 
     pub async fn unregister(&self, handle: SessionHandle) {
@@ -229,6 +298,7 @@ impl Hub {
 struct Session {
     user: i64,
     sender: mpsc::Sender<Outgoing>,
+    closing: Option<oneshot::Sender<Closing>>,
 }
 
 struct Org {
@@ -247,6 +317,7 @@ struct Replays {
 
 struct State {
     orgs: HashMap<i64, Org>,
+    presence: Arc<Mutex<Presence>>,
     audience: Arc<dyn Audience>,
     connected: Arc<AtomicUsize>,
     /// This instance's id on the bus (see [`Bus::instance`]).
@@ -266,12 +337,33 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
     mut reconnections: Option<broadcast::Receiver<()>>,
     poll_interval: Duration,
+    presence_every: Duration,
 ) {
     let mut events = bus.subscribe();
+    let mut controls = bus.subscribe_control();
     let mut poll = tokio::time::interval(poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut presence_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + presence_every, presence_every);
+    presence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heartbeat = Instant::now();
     loop {
         tokio::select! {
+            control = controls.recv() => match control {
+                Ok(control) => state.control(&control),
+                // Missed control messages: presence heals with the next heartbeats.
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "hub lagged behind the control channel");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = presence_tick.tick() => {
+                let heartbeat = last_heartbeat.elapsed() >= presence::HEARTBEAT;
+                if heartbeat {
+                    last_heartbeat = Instant::now();
+                }
+                state.presence_tick(bus.as_ref(), heartbeat);
+            }
             command = commands.recv() => match command {
                 Some(Command::Shutdown) | None => {
                     for org in state.orgs.values() {
@@ -320,7 +412,12 @@ async fn recv_reconnection(receiver: &mut Option<broadcast::Receiver<()>>) -> bo
 impl State {
     async fn command(&mut self, command: Command) {
         match command {
-            Command::Register { handle, sender } => {
+            Command::Register {
+                handle,
+                availability,
+                sender,
+                closing,
+            } => {
                 if !self.orgs.contains_key(&handle.org) {
                     let audience = self.audience.clone();
                     let org_id = handle.org;
@@ -350,9 +447,13 @@ impl State {
                         Session {
                             user: handle.user,
                             sender,
+                            closing: Some(closing),
                         },
                     );
                     self.connected.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut presence) = self.presence.lock() {
+                        presence.connect(handle.org, handle.user, availability);
+                    }
                 }
             }
             Command::Unregister(handle) => self.remove(handle.org, handle.id),
@@ -369,10 +470,13 @@ impl State {
         let Some(org) = self.orgs.get_mut(&org_id) else {
             return;
         };
-        if org.sessions.remove(&id).is_none() {
+        let Some(session) = org.sessions.remove(&id) else {
             return;
-        }
+        };
         self.connected.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut presence) = self.presence.lock() {
+            presence.disconnect(org_id, session.user);
+        }
         if org.sessions.is_empty() {
             // Nobody left to deliver to, so nothing keeps the cursor current (catch-ups skip
             // such orgs): the next session starts again from the log's newest cursor rather
@@ -421,7 +525,96 @@ impl State {
         }
     }
 
+    /// A control message from any instance (this one included).
+    fn control(&mut self, control: &Control) {
+        match control {
+            Control::Presence(published) => {
+                if let Ok(mut presence) = self.presence.lock() {
+                    presence.heard(published.clone(), Instant::now());
+                }
+            }
+            Control::Status {
+                org,
+                user,
+                availability,
+            } => {
+                if let Ok(mut presence) = self.presence.lock() {
+                    presence.set_status(*org, *user, *availability);
+                }
+            }
+            Control::Disconnect { org, user } => {
+                let Some(sessions) = self.orgs.get_mut(org) else {
+                    return;
+                };
+                let closing: Vec<u64> = sessions
+                    .sessions
+                    .iter_mut()
+                    .filter(|(_, session)| session.user == *user)
+                    .map(|(id, session)| {
+                        if let Some(closer) = session.closing.take() {
+                            let _ = closer.send(Closing::AccountDisabled);
+                        }
+                        *id
+                    })
+                    .collect();
+                for id in closing {
+                    self.remove(*org, id);
+                }
+            }
+        }
+    }
+
+    /// Publishes this instance's presence sets that changed (or all, on a heartbeat),
+    /// forgets quiet instances, and sends each socket at most one `presence.updated` frame
+    /// with what changed in its organization.
+    fn presence_tick(&mut self, bus: &dyn Bus, heartbeat: bool) {
+        let (publications, changes) = match self.presence.lock() {
+            Ok(mut presence) => {
+                presence.expire(Instant::now());
+                (
+                    presence.take_publications(heartbeat),
+                    presence.take_changes(),
+                )
+            }
+            Err(_) => return,
+        };
+        for published in publications {
+            bus.publish_control(Control::Presence(published));
+        }
+        let at = now_millis();
+        for (org_id, users) in changes {
+            let Some(org) = self.orgs.get(&org_id) else {
+                continue;
+            };
+            let users: Vec<serde_json::Value> = users
+                .into_iter()
+                .map(|(user, availability)| {
+                    serde_json::json!({
+                        "user_id": user,
+                        "status": availability.map_or("offline", Availability::as_str),
+                    })
+                })
+                .collect();
+            let frame: Arc<str> = serde_json::json!({
+                "type": EventType::PresenceUpdated.as_str(),
+                "at": at,
+                "data": {"users": users},
+            })
+            .to_string()
+            .into();
+            let ids: Vec<u64> = org.sessions.keys().copied().collect();
+            for id in ids {
+                self.send(org_id, id, Outgoing::Presence(frame.clone()));
+            }
+        }
+    }
+
     async fn event(&mut self, event: Arc<BusEvent>) {
+        if event.event_type == EventType::PresenceUpdated {
+            // Presence travels on the control channel (an older instance may still publish
+            // it as an event: its changes reach everyone with its next heartbeat instead).
+            return;
+        }
         if event.is_ephemeral() {
             self.fan_out(vec![event]).await;
             return;
@@ -546,6 +739,13 @@ impl State {
             }
         }
     }
+}
+
+/// Now, as event times are written: RFC 3339 UTC with milliseconds.
+fn now_millis() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// One session's replay, off the hub's task.

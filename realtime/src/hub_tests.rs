@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::LocalBus;
+use crate::presence::Availability;
 
 /// An in-memory event log; user 99 may see nothing.
 #[derive(Default)]
@@ -122,6 +123,8 @@ fn setup(capacity: usize) -> (Arc<LocalBus>, Arc<MemoryLog>, Arc<Hub>) {
     let config = HubConfig {
         queue_capacity: capacity,
         poll_interval: Duration::from_secs(3600),
+        // Presence has tests of its own below; here it would only add frames.
+        presence_every: Duration::from_secs(3600),
         ..HubConfig::default()
     };
     let hub = Hub::start(bus.clone(), log.clone(), config, None);
@@ -142,6 +145,12 @@ async fn next_seq(receiver: &mut mpsc::Receiver<Outgoing>) -> i64 {
     }
 }
 
+/// Registers a session of `user` (online), keeping its handle and queue.
+async fn join(hub: &Hub, org: i64, user: i64) -> (SessionHandle, mpsc::Receiver<Outgoing>) {
+    let registration = hub.register(org, user, Availability::Online).await;
+    (registration.handle, registration.queue)
+}
+
 /// Registration goes through the hub's task; wait until it has happened.
 async fn registered(hub: &Hub, count: usize) {
     for _ in 0..500 {
@@ -156,7 +165,7 @@ async fn registered(hub: &Hub, count: usize) {
 #[tokio::test]
 async fn events_reach_sessions_in_cursor_order_once() {
     let (bus, log, hub) = setup(64);
-    let (_, mut queue) = hub.register(1, 7).await;
+    let (_, mut queue) = join(&hub, 1, 7).await;
     registered(&hub, 1).await;
     for seq in 1..=3 {
         bus.publish(log.write(seq));
@@ -172,7 +181,7 @@ async fn events_reach_sessions_in_cursor_order_once() {
 #[tokio::test]
 async fn a_gap_is_filled_from_the_log_before_the_later_event() {
     let (bus, log, hub) = setup(64);
-    let (_, mut queue) = hub.register(1, 7).await;
+    let (_, mut queue) = join(&hub, 1, 7).await;
     registered(&hub, 1).await;
     // 1 and 2 committed but their publishes were lost; 3 arrives first.
     log.write(1);
@@ -186,9 +195,9 @@ async fn a_gap_is_filled_from_the_log_before_the_later_event() {
 #[tokio::test]
 async fn users_who_may_not_see_an_event_do_not_get_it() {
     let (bus, log, hub) = setup(64);
-    let (_, mut allowed) = hub.register(1, 7).await;
-    let (_, mut refused) = hub.register(1, 99).await;
-    let (_, mut other_org) = hub.register(2, 8).await;
+    let (_, mut allowed) = join(&hub, 1, 7).await;
+    let (_, mut refused) = join(&hub, 1, 99).await;
+    let (_, mut other_org) = join(&hub, 2, 8).await;
     registered(&hub, 3).await;
     bus.publish(log.write(1));
     assert_eq!(next_seq(&mut allowed).await, 1);
@@ -207,8 +216,8 @@ async fn users_who_may_not_see_an_event_do_not_get_it() {
 #[tokio::test]
 async fn a_session_that_cannot_keep_up_is_dropped_without_slowing_others() {
     let (bus, log, hub) = setup(8);
-    let (_, mut slow) = hub.register(1, 7).await;
-    let (_, mut fast) = hub.register(1, 8).await;
+    let (_, mut slow) = join(&hub, 1, 7).await;
+    let (_, mut fast) = join(&hub, 1, 8).await;
     registered(&hub, 2).await;
     for seq in 1..=20 {
         bus.publish(log.write(seq));
@@ -245,7 +254,7 @@ async fn resume_replays_what_was_missed_and_refuses_expired_cursors() {
     for seq in 1..=5 {
         log.write(seq);
     }
-    let (handle, mut queue) = hub.register(1, 7).await;
+    let (handle, mut queue) = join(&hub, 1, 7).await;
     registered(&hub, 1).await;
     let (seqs, through) = replayed(hub.resume(handle, 2).await).await;
     assert_eq!(seqs, vec![3, 4, 5]);
@@ -267,11 +276,12 @@ async fn a_long_replay_streams_in_pages_and_filters_each_page_in_one_call() {
     }
     let config = HubConfig {
         poll_interval: Duration::from_secs(3600),
+        presence_every: Duration::from_secs(3600),
         replay_page: 100,
         ..HubConfig::default()
     };
     let hub = Hub::start(bus, log.clone(), config, None);
-    let (handle, _queue) = hub.register(1, 7).await;
+    let (handle, _queue) = join(&hub, 1, 7).await;
     registered(&hub, 1).await;
     let mut replay = hub.resume(handle, 0).await;
     let mut pages = 0;
@@ -301,8 +311,8 @@ async fn replay_runs_off_the_hub_task_while_live_events_flow() {
     for seq in 1..=10 {
         log.write(seq);
     }
-    let (replaying, _replaying_queue) = hub.register(1, 7).await;
-    let (_, mut other) = hub.register(1, 8).await;
+    let (replaying, _replaying_queue) = join(&hub, 1, 7).await;
+    let (_, mut other) = join(&hub, 1, 8).await;
     registered(&hub, 2).await;
     // The log stalls for replays: reads after cursor 0 block until released.
     let gate = log.stall_reads_after(0);
@@ -324,6 +334,7 @@ async fn the_command_channel_is_bounded_and_senders_wait_rather_than_grow_it() {
     let log = Arc::new(MemoryLog::default());
     let config = HubConfig {
         poll_interval: Duration::from_secs(3600),
+        presence_every: Duration::from_secs(3600),
         command_capacity: 2,
         ..HubConfig::default()
     };
@@ -332,7 +343,9 @@ async fn the_command_channel_is_bounded_and_senders_wait_rather_than_grow_it() {
     let mut joins = Vec::new();
     for user in 0..200 {
         let hub = hub.clone();
-        joins.push(tokio::spawn(async move { hub.register(1, user).await }));
+        joins.push(tokio::spawn(async move {
+            hub.register(1, user, Availability::Online).await
+        }));
     }
     let mut sessions = Vec::new();
     for join in joins {
@@ -340,8 +353,8 @@ async fn the_command_channel_is_bounded_and_senders_wait_rather_than_grow_it() {
     }
     registered(&hub, 200).await;
     assert_eq!(hub.commands.max_capacity(), 2);
-    for (handle, _) in &sessions {
-        hub.unregister(*handle).await;
+    for session in &sessions {
+        hub.unregister(session.handle).await;
     }
     registered(&hub, 0).await;
 }
@@ -349,10 +362,145 @@ async fn the_command_channel_is_bounded_and_senders_wait_rather_than_grow_it() {
 #[tokio::test]
 async fn shutdown_reaches_every_session() {
     let (_bus, _log, hub) = setup(64);
-    let (_, mut first) = hub.register(1, 7).await;
-    let (_, mut second) = hub.register(2, 8).await;
+    let (_, mut first) = join(&hub, 1, 7).await;
+    let (_, mut second) = join(&hub, 2, 8).await;
     registered(&hub, 2).await;
     hub.shutdown();
     assert!(matches!(next(&mut first).await, Outgoing::Shutdown));
     assert!(matches!(next(&mut second).await, Outgoing::Shutdown));
+}
+
+/// The `presence.updated` frames that arrive within `window`, as (user, status) lists.
+async fn presence_frames(
+    queue: &mut mpsc::Receiver<Outgoing>,
+    window: Duration,
+) -> Vec<Vec<(i64, String)>> {
+    let deadline = tokio::time::Instant::now() + window;
+    let mut frames = Vec::new();
+    while let Ok(Some(outgoing)) = tokio::time::timeout_at(deadline, queue.recv()).await {
+        if let Outgoing::Presence(frame) = outgoing {
+            let frame: serde_json::Value = serde_json::from_str(&frame).unwrap();
+            assert_eq!(frame["type"], "presence.updated");
+            frames.push(
+                frame["data"]["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|user| {
+                        (
+                            user["user_id"].as_i64().unwrap(),
+                            user["status"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+    }
+    frames
+}
+
+fn fast_presence() -> HubConfig {
+    HubConfig {
+        poll_interval: Duration::from_secs(3600),
+        presence_every: Duration::from_millis(100),
+        ..HubConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_mass_connect_costs_each_socket_a_few_presence_frames_not_one_per_user() {
+    let bus = Arc::new(LocalBus::new(1024));
+    let hub = Hub::start(bus, Arc::new(MemoryLog::default()), fast_presence(), None);
+    let (_, mut watcher) = join(&hub, 1, 0).await;
+    let mut others = Vec::new();
+    for user in 1..=500 {
+        others.push(join(&hub, 1, user).await);
+    }
+    registered(&hub, 501).await;
+    let frames = presence_frames(&mut watcher, Duration::from_millis(500)).await;
+    assert!(
+        !frames.is_empty() && frames.len() <= 6,
+        "{} frames",
+        frames.len()
+    );
+    let online: std::collections::BTreeSet<i64> = frames
+        .iter()
+        .flatten()
+        .filter(|(_, status)| status == "online")
+        .map(|(user, _)| *user)
+        .collect();
+    assert_eq!(online, (0..=500).collect());
+    // A second socket of a user already online changes nothing.
+    let (second, _) = join(&hub, 1, 7).await;
+    registered(&hub, 502).await;
+    assert!(
+        presence_frames(&mut watcher, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    hub.unregister(second).await;
+    assert!(
+        presence_frames(&mut watcher, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+    assert_eq!(hub.presence(1).len(), 501);
+}
+
+#[tokio::test]
+async fn presence_spans_instances_and_follows_status_and_last_socket() {
+    let bus = Arc::new(LocalBus::new(1024));
+    let a = Hub::start(
+        bus.clone(),
+        Arc::new(MemoryLog::default()),
+        fast_presence(),
+        None,
+    );
+    let b = Hub::start(bus, Arc::new(MemoryLog::default()), fast_presence(), None);
+    let (_, mut on_a) = join(&a, 1, 1).await;
+    let (on_b, _queue) = join(&b, 1, 2).await;
+    registered(&b, 1).await;
+    // A hears that user 2, connected only on B, is online.
+    let seen = presence_frames(&mut on_a, Duration::from_millis(500)).await;
+    assert!(
+        seen.iter()
+            .flatten()
+            .any(|(user, status)| *user == 2 && status == "online"),
+        "{seen:?}"
+    );
+    assert_eq!(a.presence(1).get(&2), Some(&Availability::Online));
+    b.set_status(1, 2, Availability::Away);
+    let seen = presence_frames(&mut on_a, Duration::from_millis(500)).await;
+    assert_eq!(seen, vec![vec![(2, "away".to_string())]]);
+    b.unregister(on_b).await;
+    let seen = presence_frames(&mut on_a, Duration::from_millis(500)).await;
+    assert_eq!(seen, vec![vec![(2, "offline".to_string())]]);
+    assert_eq!(a.presence(1).get(&2), None);
+}
+
+#[tokio::test]
+async fn deactivation_closes_the_users_sockets_on_every_instance() {
+    let bus = Arc::new(LocalBus::new(1024));
+    let a = Hub::start(
+        bus.clone(),
+        Arc::new(MemoryLog::default()),
+        fast_presence(),
+        None,
+    );
+    let b = Hub::start(bus, Arc::new(MemoryLog::default()), fast_presence(), None);
+    let on_a = a.register(1, 5, Availability::Online).await;
+    let on_b = b.register(1, 5, Availability::Online).await;
+    let (_, _other) = join(&a, 1, 6).await;
+    registered(&a, 2).await;
+    registered(&b, 1).await;
+    a.disconnect_user(1, 5);
+    for closing in [on_a.closing, on_b.closing] {
+        let why = tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .expect("closed in time")
+            .expect("a reason");
+        assert_eq!(why, Closing::AccountDisabled);
+    }
+    registered(&a, 1).await;
+    registered(&b, 0).await;
 }

@@ -5,6 +5,7 @@
 
 pub mod audience;
 pub mod maintenance;
+pub mod presence;
 pub mod replay;
 pub mod session;
 
@@ -13,10 +14,11 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use domain::{ConversationId, InboxId};
 use persistence::repo::events;
-use realtime::{BusEvent, EventType};
+use realtime::BusEvent;
 
 pub use audience::DbAudience;
 pub use maintenance::start_retention;
+pub use presence::get_presence;
 pub use replay::{EventFrame, EventPage, EventQuery, list_events};
 
 use crate::auth::{authenticate, bearer_token};
@@ -32,6 +34,8 @@ pub const CLOSE_BAD_FRAME: u16 = 4400;
 pub const CLOSE_CURSOR_EXPIRED: u16 = 4409;
 /// More `resume` frames than allowed per second: reconnect later, with backoff.
 pub const CLOSE_TOO_MANY_RESUMES: u16 = 4429;
+/// The user was deactivated: do not reconnect (sign-in answers `account_disabled`).
+pub const CLOSE_ACCOUNT_DISABLED: u16 = 4401;
 /// The replay could not be read (database trouble): reconnect and resume, with backoff.
 pub const CLOSE_REPLAY_FAILED: u16 = 1011;
 /// Largest client frame, in bytes.
@@ -58,7 +62,7 @@ pub fn stored_to_bus(event: events::StoredEvent) -> BusEvent {
     operation_id = "connect_websocket",
     params(("access_token" = Option<String>, Query, description = "For browsers, which cannot set headers on a WebSocket")),
     responses(
-        (status = 101, description = "Switching protocols. Server frames: `{id, type, at, data}` (typing, viewing and `presence.updated` have no `id`). Client frames: `resume {after}` (at most 5 per second), `typing {conversation_id}`, `viewing {conversation_id}`, `ping` (answered `pong`). Close codes: 4000 too slow (reconnect and resume), 4400 bad frame, 4409 cursor expired (reload your lists), 4429 too many `resume` frames, 1011 the replay failed (resume again), 1001 server going away. Clients reconnect with exponential backoff and jitter (e.g. 0.5 s doubling to 30 s, each wait randomized by ±50 %), resuming from the last event id they hold."),
+        (status = 101, description = "Switching protocols. Server frames: `{id, type, at, data}` (typing, viewing and `presence.updated` have no `id`). Client frames: `resume {after}` (at most 5 per second), `typing {conversation_id}`, `viewing {conversation_id}`, `ping` (answered `pong`). `presence.updated` frames (`data: {users: [{user_id, status}]}`) carry what changed, at most one per socket per second; load `GET /v1/presence` after connecting. Close codes: 4000 too slow (reconnect and resume), 4400 bad frame, 4401 account disabled (do not reconnect), 4409 cursor expired (reload your lists), 4429 too many `resume` frames, 1011 the replay failed (resume again), 1001 server going away. Clients reconnect with exponential backoff and jitter (e.g. 0.5 s doubling to 30 s, each wait randomized by ±50 %), resuming from the last event id they hold."),
         (status = 401, description = "`unauthenticated` or `account_disabled`", body = openapi::Problem),
     )
 )]
@@ -88,21 +92,24 @@ pub async fn connect_websocket(
     Ok(response)
 }
 
-/// Publishes `presence.updated` (ephemeral) for the caller.
-pub fn publish_presence(state: &AppState, user: &domain::User, status: &str) {
-    let payload = serde_json::json!({"user_id": user.id.get(), "status": status}).to_string();
-    state.bus.publish(ephemeral(
+/// The user chose a status: every instance shows it to their organization's sockets within
+/// a second (while the user has a socket open; without one they are offline).
+pub fn publish_presence(state: &AppState, user: &domain::User) {
+    state.hub.set_status(
         user.org_id.get(),
-        EventType::PresenceUpdated,
-        None,
-        payload,
-        None,
-    ));
+        user.id.get(),
+        presence::availability(user.status),
+    );
+}
+
+/// Closes every socket of the user at once, on every instance, with 4401 (deactivation).
+pub fn disconnect_user(state: &AppState, user: &domain::User) {
+    state.hub.disconnect_user(user.org_id.get(), user.id.get());
 }
 
 fn ephemeral(
     org: i64,
-    event_type: EventType,
+    event_type: realtime::EventType,
     conversation: Option<i64>,
     payload: String,
     from_user: Option<i64>,

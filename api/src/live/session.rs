@@ -14,13 +14,14 @@ use actix_ws::{CloseCode, CloseReason};
 use domain::{Actor, ConversationId};
 use futures_util::StreamExt;
 use persistence::repo::events;
+use realtime::hub::Closing;
 use realtime::{BusEvent, EventType, Outgoing, ReplayItem};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{
-    CLOSE_BAD_FRAME, CLOSE_CURSOR_EXPIRED, CLOSE_REPLAY_FAILED, CLOSE_TOO_MANY_RESUMES,
-    CLOSE_TOO_SLOW, ephemeral, publish_presence,
+    CLOSE_ACCOUNT_DISABLED, CLOSE_BAD_FRAME, CLOSE_CURSOR_EXPIRED, CLOSE_REPLAY_FAILED,
+    CLOSE_TOO_MANY_RESUMES, CLOSE_TOO_SLOW, ephemeral,
 };
 use crate::auth::Caller;
 use crate::db;
@@ -114,18 +115,19 @@ pub async fn run(
         .await
         .ok()
         .and_then(Result::ok);
-    let (handle, mut queue) = state
+    // The hub counts the user's sockets: the first one makes them online (presence).
+    let registration = state
         .hub
-        .register(actor.org_id.get(), actor.user_id.get())
+        .register(
+            actor.org_id.get(),
+            actor.user_id.get(),
+            super::presence::availability(caller.user.status),
+        )
         .await;
-    publish_presence(
-        &state,
-        &caller.user,
-        if caller.user.status == domain::UserStatus::Away {
-            "away"
-        } else {
-            "online"
-        },
+    let (handle, mut queue, mut closing) = (
+        registration.handle,
+        registration.queue,
+        Some(registration.closing),
     );
     let mut out = Outbound {
         session: session.clone(),
@@ -149,6 +151,12 @@ pub async fn run(
     let mut relayed: HashMap<(bool, i64), Instant> = HashMap::new();
     let reason = 'session: loop {
         tokio::select! {
+            biased;
+            why = closed(&mut closing) => match why {
+                Some(Closing::AccountDisabled) => break close(CLOSE_ACCOUNT_DISABLED, "account_disabled"),
+                // The hub let go of the session without a reason: the queue says why.
+                None => closing = None,
+            },
             frame = stream.next() => {
                 let frame = match frame {
                     Some(Ok(frame)) => frame,
@@ -217,6 +225,9 @@ pub async fn run(
             },
             outgoing = queue.recv() => match outgoing {
                 None => break close(CLOSE_TOO_SLOW, "too slow to keep up; reconnect and resume"),
+                Some(Outgoing::Presence(frame)) => {
+                    if out.session.text(&*frame).await.is_err() { break None; }
+                }
                 Some(Outgoing::Shutdown) => break Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) }),
                 Some(Outgoing::Event(event)) => {
                     if holding {
@@ -252,18 +263,17 @@ pub async fn run(
         }
     };
     drop(replay);
+    // The last socket of the user closing makes them offline (presence).
     state.hub.unregister(handle).await;
     let _ = session.close(reason).await;
-    let stored = caller.user.status.as_str();
-    publish_presence(
-        &state,
-        &caller.user,
-        if stored == "offline" {
-            "offline"
-        } else {
-            stored
-        },
-    );
+}
+
+/// Why the hub closes the session, once; `None` when it let go without a reason.
+async fn closed(closing: &mut Option<tokio::sync::oneshot::Receiver<Closing>>) -> Option<Closing> {
+    match closing {
+        Some(receiver) => receiver.await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends the events held during a replay that it did not already cover.
