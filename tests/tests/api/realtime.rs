@@ -175,6 +175,19 @@ impl Ws {
         }
     }
 
+    /// Every JSON frame that arrives within `window`, and the close if the socket closed.
+    pub async fn collect(&mut self, window: Duration) -> (Vec<Value>, Option<Option<u16>>) {
+        let deadline = Instant::now() + window;
+        let mut frames = Vec::new();
+        while let Some(frame) = self.read(deadline).await {
+            match frame {
+                Frame::Json(frame) => frames.push(frame),
+                Frame::Closed(code, _) => return (frames, Some(code)),
+            }
+        }
+        (frames, None)
+    }
+
     /// The next JSON frame that `wanted` accepts, skipping the others, within `wait`.
     pub async fn next_matching(
         &mut self,
