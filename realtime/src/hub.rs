@@ -1,17 +1,31 @@
 //! The per-instance hub: the registry of this instance's WebSocket sessions and the
 //! fan-out that hands each event, in cursor order and once, to the sessions whose users
 //! may see it. One task owns all state (no locks on the hot path, no task per
-//! subscription); database work (who may see an event, catching up from the log) runs on
-//! the blocking pool through [`Audience`].
+//! subscription); database work (who may see a page of events, catching up from the log)
+//! runs on the blocking pool through [`Audience`].
+//!
+//! Replay (a session's `resume`) never runs on the hub's task: the hub only fixes where the
+//! replay ends (its cursor at that moment; everything later reaches the session live) and
+//! hands the work to a task of its own, which reads the log a page at a time, decides each
+//! page's audience in one call and streams the page to the session. A semaphore bounds the
+//! replays reading at once, so a resume storm cannot take the whole connection pool.
+//! Everything a client can grow is bounded: the command channel, the session queues, the
+//! replay channel (one page in flight).
+//!
+//! The hub also keeps presence (see [`crate::presence`]): it counts each user's sockets,
+//! publishes its connected users on the bus's control channel, hears the other instances'
+//! and, once a second, sends each socket at most one `presence.updated` frame. A
+//! `Disconnect` control message (deactivation) closes the user's sockets on every instance.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
-use crate::{Bus, BusEvent};
+use crate::presence::{self, Availability, Presence};
+use crate::{Bus, BusEvent, Control, EventType};
 
 /// Whether a client's cursor is past the retention window: events after it were purged.
 /// `first_retained` is the oldest cursor still in the log, `last` the newest handed out.
@@ -25,8 +39,15 @@ pub fn cursor_expired(after: i64, first_retained: Option<i64>, last: i64) -> boo
 
 /// What the hub asks of the database and the visibility rules. Every method blocks.
 pub trait Audience: Send + Sync + 'static {
-    /// Which of `users` (all of the event's organization) may receive `event`.
-    fn recipients(&self, event: &BusEvent, users: &[i64]) -> Vec<i64>;
+    /// For each of `events` (all of organization `org`), which of `users` may receive it.
+    /// One call decides a whole page: its number of queries must not grow with the number
+    /// of events or users.
+    fn audiences(
+        &self,
+        org: i64,
+        events: &[Arc<BusEvent>],
+        users: &[i64],
+    ) -> Result<Vec<Vec<i64>>, String>;
     /// Persistent events of `org` after `seq`, oldest first, at most `limit`.
     fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String>;
     /// The organization's newest cursor.
@@ -41,6 +62,14 @@ pub struct HubConfig {
     pub queue_capacity: usize,
     /// How often to read the log while the bus is unhealthy (Redis down).
     pub poll_interval: Duration,
+    /// Commands (register, unregister, resume) waiting for the hub; senders wait when full.
+    pub command_capacity: usize,
+    /// Events read from the log per replay page.
+    pub replay_page: i64,
+    /// Replays reading the log at once on this instance.
+    pub max_replays: usize,
+    /// How often presence changes are sent to sockets (at most one frame per socket each).
+    pub presence_every: Duration,
 }
 
 impl Default for HubConfig {
@@ -48,6 +77,10 @@ impl Default for HubConfig {
         HubConfig {
             queue_capacity: 256,
             poll_interval: Duration::from_millis(500),
+            command_capacity: 1024,
+            replay_page: 500,
+            max_replays: 4,
+            presence_every: Duration::from_secs(1),
         }
     }
 }
@@ -57,15 +90,40 @@ impl Default for HubConfig {
 pub enum Outgoing {
     /// A live event the session's user may see.
     Event(Arc<BusEvent>),
-    /// The answer to a resume: the missed events (already filtered), through `through`.
-    Replay {
-        events: Vec<Arc<BusEvent>>,
-        through: i64,
-    },
-    /// The resume cursor is older than the retention window.
-    Expired,
+    /// A `presence.updated` frame, rendered once for every socket of the organization.
+    Presence(Arc<str>),
     /// The server is shutting down.
     Shutdown,
+}
+
+/// What a replay streams to its session, in order: pages, then `Done` or `Expired`. The
+/// stream ending without either means the replay failed (the session closes; the client
+/// resumes again).
+#[derive(Debug, Clone)]
+pub enum ReplayItem {
+    /// Missed events the session's user may see, oldest first.
+    Page(Vec<Arc<BusEvent>>),
+    /// The replay covered everything through this cursor; later events arrive live.
+    Done { through: i64 },
+    /// The resume cursor is older than the retention window.
+    Expired,
+}
+
+/// Why the hub closes a session at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// The user was deactivated.
+    AccountDisabled,
+}
+
+/// What a session gets from [`Hub::register`].
+pub struct Registration {
+    pub handle: SessionHandle,
+    /// Live events and presence frames; it ends when the hub drops a session too slow to
+    /// keep up.
+    pub queue: mpsc::Receiver<Outgoing>,
+    /// Fires when the hub closes the session for a reason of its own.
+    pub closing: oneshot::Receiver<Closing>,
 }
 
 /// A registered session, as the hub knows it.
@@ -79,20 +137,26 @@ pub struct SessionHandle {
 enum Command {
     Register {
         handle: SessionHandle,
+        availability: Availability,
         sender: mpsc::Sender<Outgoing>,
+        closing: oneshot::Sender<Closing>,
     },
     Unregister(SessionHandle),
     Resume {
         handle: SessionHandle,
         after: i64,
+        reply: mpsc::Sender<ReplayItem>,
     },
     Shutdown,
 }
 
 pub struct Hub {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
+    bus: Arc<dyn Bus>,
+    presence: Arc<Mutex<Presence>>,
     next_id: AtomicU64,
     connected: Arc<AtomicUsize>,
+    replaying: Arc<AtomicUsize>,
     queue_capacity: usize,
 }
 
@@ -104,65 +168,137 @@ impl Hub {
         config: HubConfig,
         reconnections: Option<broadcast::Receiver<()>>,
     ) -> Arc<Hub> {
-        let (commands, receiver) = mpsc::unbounded_channel();
+        let (commands, receiver) = mpsc::channel(config.command_capacity.max(1));
         let connected = Arc::new(AtomicUsize::new(0));
+        let replaying = Arc::new(AtomicUsize::new(0));
+        let presence = Arc::new(Mutex::new(Presence::new(crate::redis_bus::instance_id())));
         let state = State {
+            presence: presence.clone(),
             orgs: HashMap::new(),
             audience,
             connected: connected.clone(),
             origin: bus.instance(),
+            replays: Replays {
+                permits: Arc::new(Semaphore::new(config.max_replays.max(1))),
+                running: replaying.clone(),
+                page: config.replay_page.max(1),
+            },
         };
         tokio::spawn(run(
             state,
-            bus,
+            bus.clone(),
             receiver,
             reconnections,
             config.poll_interval,
+            config.presence_every,
         ));
         Arc::new(Hub {
             commands,
+            bus,
+            presence,
             next_id: AtomicU64::new(1),
             connected,
+            replaying,
             queue_capacity: config.queue_capacity.max(8),
         })
     }
 
     /// Registers a session; its events arrive on the returned receiver. When the hub drops
-    /// the sender (the session was too slow), the receiver ends.
-    pub fn register(&self, org: i64, user: i64) -> (SessionHandle, mpsc::Receiver<Outgoing>) {
+    /// the sender (the session was too slow), the receiver ends. Waits while the hub's
+    /// command channel is full.
+    pub async fn register(&self, org: i64, user: i64, availability: Availability) -> Registration {
         let handle = SessionHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             org,
             user,
         };
-        let (sender, receiver) = mpsc::channel(self.queue_capacity);
-        let _ = self.commands.send(Command::Register { handle, sender });
-        (handle, receiver)
+        let (sender, queue) = mpsc::channel(self.queue_capacity);
+        let (closer, closing) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::Register {
+                handle,
+                availability,
+                sender,
+                closing: closer,
+            })
+            .await;
+        Registration {
+            handle,
+            queue,
+            closing,
+        }
     }
 
-    pub fn unregister(&self, handle: SessionHandle) {
-        let _ = self.commands.send(Command::Unregister(handle));
+    /// The organization's connected users, on any instance (absent: offline).
+    pub fn presence(&self, org: i64) -> HashMap<i64, Availability> {
+        self.presence
+            .lock()
+            .map(|presence| presence.snapshot(org))
+            .unwrap_or_default()
     }
 
-    /// Asks for every event after `after` that the session's user may see.
-    pub fn resume(&self, handle: SessionHandle, after: i64) {
-        let _ = self.commands.send(Command::Resume { handle, after });
+    /// The user chose a status: every instance shows it from its next presence tick.
+    pub fn set_status(&self, org: i64, user: i64, availability: Availability) {
+        self.bus.publish_control(Control::Status {
+            org,
+            user,
+            availability,
+        });
+    }
+
+    /// Closes every socket of the user, on every instance (deactivation).
+    pub fn disconnect_user(&self, org: i64, user: i64) {
+        self.bus.publish_control(Control::Disconnect { org, user });
+    }
+
+    pub async fn unregister(&self, handle: SessionHandle) {
+        let _ = self.commands.send(Command::Unregister(handle)).await;
+    }
+
+    /// Asks for every event after `after` that the session's user may see. The replay runs
+    /// on a task of its own and streams pages (at most one waiting) on the returned
+    /// receiver; dropping the receiver cancels it.
+    pub async fn resume(&self, handle: SessionHandle, after: i64) -> mpsc::Receiver<ReplayItem> {
+        let (reply, receiver) = mpsc::channel(1);
+        let _ = self
+            .commands
+            .send(Command::Resume {
+                handle,
+                after,
+                reply,
+            })
+            .await;
+        receiver
     }
 
     /// Tells every session to close (server shutdown).
     pub fn shutdown(&self) {
-        let _ = self.commands.send(Command::Shutdown);
+        if let Err(mpsc::error::TrySendError::Full(command)) =
+            self.commands.try_send(Command::Shutdown)
+        {
+            let commands = self.commands.clone();
+            tokio::spawn(async move {
+                let _ = commands.send(command).await;
+            });
+        }
     }
 
     /// Sessions registered on this instance.
     pub fn connected(&self) -> usize {
         self.connected.load(Ordering::Relaxed)
     }
+
+    /// Replays under way on this instance (reading the log or streaming to their session).
+    pub fn replays_running(&self) -> usize {
+        self.replaying.load(Ordering::Relaxed)
+    }
 }
 
 struct Session {
     user: i64,
     sender: mpsc::Sender<Outgoing>,
+    closing: Option<oneshot::Sender<Closing>>,
 }
 
 struct Org {
@@ -171,12 +307,22 @@ struct Org {
     sessions: HashMap<u64, Session>,
 }
 
+/// What replays share: the permits to read the log, and a count for observers.
+#[derive(Clone)]
+struct Replays {
+    permits: Arc<Semaphore>,
+    running: Arc<AtomicUsize>,
+    page: i64,
+}
+
 struct State {
     orgs: HashMap<i64, Org>,
+    presence: Arc<Mutex<Presence>>,
     audience: Arc<dyn Audience>,
     connected: Arc<AtomicUsize>,
     /// This instance's id on the bus (see [`Bus::instance`]).
     origin: u64,
+    replays: Replays,
 }
 
 const CATCH_UP_BATCH: i64 = 500;
@@ -188,15 +334,36 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 async fn run(
     mut state: State,
     bus: Arc<dyn Bus>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::Receiver<Command>,
     mut reconnections: Option<broadcast::Receiver<()>>,
     poll_interval: Duration,
+    presence_every: Duration,
 ) {
     let mut events = bus.subscribe();
+    let mut controls = bus.subscribe_control();
     let mut poll = tokio::time::interval(poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut presence_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + presence_every, presence_every);
+    presence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heartbeat = Instant::now();
     loop {
         tokio::select! {
+            control = controls.recv() => match control {
+                Ok(control) => state.control(&control),
+                // Missed control messages: presence heals with the next heartbeats.
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "hub lagged behind the control channel");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = presence_tick.tick() => {
+                let heartbeat = last_heartbeat.elapsed() >= presence::HEARTBEAT;
+                if heartbeat {
+                    last_heartbeat = Instant::now();
+                }
+                state.presence_tick(bus.as_ref(), heartbeat);
+            }
             command = commands.recv() => match command {
                 Some(Command::Shutdown) | None => {
                     for org in state.orgs.values() {
@@ -245,7 +412,12 @@ async fn recv_reconnection(receiver: &mut Option<broadcast::Receiver<()>>) -> bo
 impl State {
     async fn command(&mut self, command: Command) {
         match command {
-            Command::Register { handle, sender } => {
+            Command::Register {
+                handle,
+                availability,
+                sender,
+                closing,
+            } => {
                 if !self.orgs.contains_key(&handle.org) {
                     let audience = self.audience.clone();
                     let org_id = handle.org;
@@ -275,13 +447,21 @@ impl State {
                         Session {
                             user: handle.user,
                             sender,
+                            closing: Some(closing),
                         },
                     );
                     self.connected.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut presence) = self.presence.lock() {
+                        presence.connect(handle.org, handle.user, availability);
+                    }
                 }
             }
             Command::Unregister(handle) => self.remove(handle.org, handle.id),
-            Command::Resume { handle, after } => self.resume(handle, after).await,
+            Command::Resume {
+                handle,
+                after,
+                reply,
+            } => self.resume(handle, after, reply),
             Command::Shutdown => {}
         }
     }
@@ -290,10 +470,13 @@ impl State {
         let Some(org) = self.orgs.get_mut(&org_id) else {
             return;
         };
-        if org.sessions.remove(&id).is_none() {
+        let Some(session) = org.sessions.remove(&id) else {
             return;
-        }
+        };
         self.connected.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut presence) = self.presence.lock() {
+            presence.disconnect(org_id, session.user);
+        }
         if org.sessions.is_empty() {
             // Nobody left to deliver to, so nothing keeps the cursor current (catch-ups skip
             // such orgs): the next session starts again from the log's newest cursor rather
@@ -302,58 +485,30 @@ impl State {
         }
     }
 
-    async fn resume(&mut self, handle: SessionHandle, after: i64) {
-        let Some(cursor) = self.orgs.get(&handle.org).map(|org| org.cursor) else {
+    /// Fixes where the replay ends (the org's cursor now: later events reach the session
+    /// live, after the replay) and starts it on a task of its own.
+    fn resume(&mut self, handle: SessionHandle, after: i64, reply: mpsc::Sender<ReplayItem>) {
+        let Some(org) = self.orgs.get(&handle.org) else {
             return;
         };
-        let audience = self.audience.clone();
-        let org = handle.org;
-        let retained = blocking(move || audience.first_retained(org))
-            .await
-            .and_then(Result::ok)
-            .flatten();
-        if cursor_expired(after, retained, cursor) {
-            self.send(handle.org, handle.id, Outgoing::Expired);
+        if !org.sessions.contains_key(&handle.id) {
             return;
         }
-        let mut missed = Vec::new();
-        let mut from = after;
-        while from < cursor {
-            let audience = self.audience.clone();
-            let batch = blocking(move || audience.events_after(org, from, CATCH_UP_BATCH))
-                .await
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            if batch.is_empty() {
-                break;
-            }
-            for event in batch {
-                if event.seq > cursor {
-                    // Newer events reach the session live, after this replay.
-                    from = cursor;
-                    break;
-                }
-                from = event.seq;
-                let audience = self.audience.clone();
-                let user = handle.user;
-                let event = Arc::new(event);
-                let shared = event.clone();
-                let allowed = blocking(move || audience.recipients(&shared, &[user]))
-                    .await
-                    .unwrap_or_default();
-                if allowed.contains(&user) {
-                    missed.push(event);
-                }
-            }
-        }
-        self.send(
-            handle.org,
-            handle.id,
-            Outgoing::Replay {
-                events: missed,
-                through: cursor,
-            },
-        );
+        let replay = Replay {
+            audience: self.audience.clone(),
+            replays: self.replays.clone(),
+            org: handle.org,
+            user: handle.user,
+            after,
+            through: org.cursor,
+            reply,
+        };
+        self.replays.running.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let running = replay.replays.running.clone();
+            replay.run().await;
+            running.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Queues a frame for one session; a full queue closes the session (it resumes later).
@@ -370,9 +525,98 @@ impl State {
         }
     }
 
+    /// A control message from any instance (this one included).
+    fn control(&mut self, control: &Control) {
+        match control {
+            Control::Presence(published) => {
+                if let Ok(mut presence) = self.presence.lock() {
+                    presence.heard(published.clone(), Instant::now());
+                }
+            }
+            Control::Status {
+                org,
+                user,
+                availability,
+            } => {
+                if let Ok(mut presence) = self.presence.lock() {
+                    presence.set_status(*org, *user, *availability);
+                }
+            }
+            Control::Disconnect { org, user } => {
+                let Some(sessions) = self.orgs.get_mut(org) else {
+                    return;
+                };
+                let closing: Vec<u64> = sessions
+                    .sessions
+                    .iter_mut()
+                    .filter(|(_, session)| session.user == *user)
+                    .map(|(id, session)| {
+                        if let Some(closer) = session.closing.take() {
+                            let _ = closer.send(Closing::AccountDisabled);
+                        }
+                        *id
+                    })
+                    .collect();
+                for id in closing {
+                    self.remove(*org, id);
+                }
+            }
+        }
+    }
+
+    /// Publishes this instance's presence sets that changed (or all, on a heartbeat),
+    /// forgets quiet instances, and sends each socket at most one `presence.updated` frame
+    /// with what changed in its organization.
+    fn presence_tick(&mut self, bus: &dyn Bus, heartbeat: bool) {
+        let (publications, changes) = match self.presence.lock() {
+            Ok(mut presence) => {
+                presence.expire(Instant::now());
+                (
+                    presence.take_publications(heartbeat),
+                    presence.take_changes(),
+                )
+            }
+            Err(_) => return,
+        };
+        for published in publications {
+            bus.publish_control(Control::Presence(published));
+        }
+        let at = now_millis();
+        for (org_id, users) in changes {
+            let Some(org) = self.orgs.get(&org_id) else {
+                continue;
+            };
+            let users: Vec<serde_json::Value> = users
+                .into_iter()
+                .map(|(user, availability)| {
+                    serde_json::json!({
+                        "user_id": user,
+                        "status": availability.map_or("offline", Availability::as_str),
+                    })
+                })
+                .collect();
+            let frame: Arc<str> = serde_json::json!({
+                "type": EventType::PresenceUpdated.as_str(),
+                "at": at,
+                "data": {"users": users},
+            })
+            .to_string()
+            .into();
+            let ids: Vec<u64> = org.sessions.keys().copied().collect();
+            for id in ids {
+                self.send(org_id, id, Outgoing::Presence(frame.clone()));
+            }
+        }
+    }
+
     async fn event(&mut self, event: Arc<BusEvent>) {
+        if event.event_type == EventType::PresenceUpdated {
+            // Presence travels on the control channel (an older instance may still publish
+            // it as an event: its changes reach everyone with its next heartbeat instead).
+            return;
+        }
         if event.is_ephemeral() {
-            self.fan_out(event).await;
+            self.fan_out(vec![event]).await;
             return;
         }
         let Some(cursor) = self.orgs.get(&event.org_id).map(|org| org.cursor) else {
@@ -398,7 +642,7 @@ impl State {
             .get(&event.org_id)
             .is_some_and(|org| event.seq == org.cursor + 1)
         {
-            self.fan_out(event).await;
+            self.fan_out(vec![event]).await;
         }
     }
 
@@ -414,7 +658,7 @@ impl State {
         }
     }
 
-    /// Fans out the logged events after the org's cursor, up to `through`.
+    /// Fans out the logged events after the org's cursor, up to `through`, a page at a time.
     async fn catch_up(&mut self, org_id: i64, through: i64) {
         loop {
             let Some(cursor) = self.orgs.get(&org_id).map(|org| org.cursor) else {
@@ -429,55 +673,170 @@ impl State {
                 .and_then(Result::ok)
                 .unwrap_or_default();
             let full = batch.len() as i64 == CATCH_UP_BATCH;
-            let mut progressed = false;
-            for event in batch {
-                if event.seq > through {
-                    return;
-                }
-                self.fan_out(Arc::new(event)).await;
-                progressed = true;
+            let page: Vec<Arc<BusEvent>> = batch
+                .into_iter()
+                .filter(|event| event.seq <= through)
+                .map(Arc::new)
+                .collect();
+            let reached_end = page.len() as i64 != CATCH_UP_BATCH;
+            if page.is_empty() {
+                return;
             }
-            if !full || !progressed {
+            self.fan_out(page).await;
+            if !full || reached_end {
                 return;
             }
         }
     }
 
-    /// Hands the event to every session whose user may see it, and advances the cursor.
-    async fn fan_out(&mut self, event: Arc<BusEvent>) {
-        let Some(org) = self.orgs.get(&event.org_id) else {
+    /// Hands each event (all of one organization, in order) to every session whose user may
+    /// see it, and advances the cursor. One audience call decides the whole batch.
+    async fn fan_out(&mut self, batch: Vec<Arc<BusEvent>>) {
+        let Some(first) = batch.first() else {
+            return;
+        };
+        let org_id = first.org_id;
+        let Some(org) = self.orgs.get(&org_id) else {
             return;
         };
         let mut users: Vec<i64> = org.sessions.values().map(|session| session.user).collect();
         users.sort_unstable();
         users.dedup();
-        if let Some(from) = event.from_user {
-            users.retain(|user| *user != from);
-        }
-        let allowed = if users.is_empty() {
+        let decided = if users.is_empty() {
             Vec::new()
         } else {
             let audience = self.audience.clone();
-            let shared = event.clone();
-            blocking(move || audience.recipients(&shared, &users))
-                .await
-                .unwrap_or_default()
+            let shared = batch.clone();
+            match blocking(move || audience.audiences(org_id, &shared, &users)).await {
+                Some(Ok(decided)) => decided,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "deciding event recipients");
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
         };
-        let Some(org) = self.orgs.get_mut(&event.org_id) else {
+        for (index, event) in batch.into_iter().enumerate() {
+            let Some(org) = self.orgs.get_mut(&org_id) else {
+                return;
+            };
+            if !event.is_ephemeral() {
+                org.cursor = org.cursor.max(event.seq);
+            }
+            let Some(allowed) = decided.get(index) else {
+                continue;
+            };
+            let targets: Vec<u64> = org
+                .sessions
+                .iter()
+                .filter(|(_, session)| {
+                    allowed.contains(&session.user) && event.from_user != Some(session.user)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in targets {
+                self.send(org_id, id, Outgoing::Event(event.clone()));
+            }
+        }
+    }
+}
+
+/// Now, as event times are written: RFC 3339 UTC with milliseconds.
+fn now_millis() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// One session's replay, off the hub's task.
+struct Replay {
+    audience: Arc<dyn Audience>,
+    replays: Replays,
+    org: i64,
+    user: i64,
+    after: i64,
+    /// The hub's cursor when the resume was taken: later events reach the session live.
+    through: i64,
+    reply: mpsc::Sender<ReplayItem>,
+}
+
+impl Replay {
+    async fn run(self) {
+        let Replay {
+            audience,
+            replays,
+            org,
+            user,
+            after,
+            through,
+            reply,
+        } = self;
+        let read = audience.clone();
+        let retained = {
+            let Ok(_permit) = replays.permits.acquire().await else {
+                return;
+            };
+            blocking(move || read.first_retained(org)).await
+        };
+        let Some(Ok(retained)) = retained else {
             return;
         };
-        if !event.is_ephemeral() {
-            org.cursor = org.cursor.max(event.seq);
+        if cursor_expired(after, retained, through) {
+            let _ = reply.send(ReplayItem::Expired).await;
+            return;
         }
-        let targets: Vec<u64> = org
-            .sessions
-            .iter()
-            .filter(|(_, session)| allowed.contains(&session.user))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in targets {
-            self.send(event.org_id, id, Outgoing::Event(event.clone()));
+        let mut from = after;
+        while from < through {
+            // Read and filter a page while holding a permit; stream it without one (a slow
+            // client holds back only its own replay).
+            let visible = {
+                let Ok(_permit) = replays.permits.acquire().await else {
+                    return;
+                };
+                if reply.is_closed() {
+                    return;
+                }
+                let audience = audience.clone();
+                let page = replays.page;
+                let found = blocking(move || -> Result<_, String> {
+                    let events: Vec<Arc<BusEvent>> = audience
+                        .events_after(org, from, page)?
+                        .into_iter()
+                        .filter(|event| event.seq <= through)
+                        .map(Arc::new)
+                        .collect();
+                    let decided = audience.audiences(org, &events, &[user])?;
+                    Ok((events, decided))
+                })
+                .await;
+                let (events, decided) = match found {
+                    Some(Ok(found)) => found,
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, org, "replay failed");
+                        return;
+                    }
+                    None => return,
+                };
+                let Some(last) = events.last().map(|event| event.seq) else {
+                    break;
+                };
+                from = if (events.len() as i64) < page {
+                    through
+                } else {
+                    last
+                };
+                events
+                    .into_iter()
+                    .zip(decided)
+                    .filter(|(_, allowed)| allowed.contains(&user))
+                    .map(|(event, _)| event)
+                    .collect::<Vec<_>>()
+            };
+            if !visible.is_empty() && reply.send(ReplayItem::Page(visible)).await.is_err() {
+                return;
+            }
         }
+        let _ = reply.send(ReplayItem::Done { through }).await;
     }
 }
 

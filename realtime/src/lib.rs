@@ -3,6 +3,7 @@
 //! to the WebSocket sessions allowed to see them, in cursor order, once.
 
 pub mod hub;
+pub mod presence;
 pub mod redis_bus;
 
 use std::sync::Arc;
@@ -11,7 +12,10 @@ pub use domain::EventType;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::broadcast;
 
-pub use hub::{Audience, Hub, HubConfig, Outgoing, SessionHandle, cursor_expired};
+pub use hub::{
+    Audience, Hub, HubConfig, Outgoing, Registration, ReplayItem, SessionHandle, cursor_expired,
+};
+pub use presence::Availability;
 pub use redis_bus::RedisBus;
 
 /// An event as it travels between instances. Persistent events carry their cursor
@@ -75,12 +79,33 @@ mod event_type_text {
     }
 }
 
+/// What instances tell each other besides events, on the bus's control channel (every
+/// instance hears it, the publishing one included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Control {
+    /// An instance's connected users of one organization (see [`presence`]).
+    Presence(presence::Published),
+    /// A user chose a status.
+    Status {
+        org: i64,
+        user: i64,
+        availability: Availability,
+    },
+    /// Close every socket of the user at once (deactivation).
+    Disconnect { org: i64, user: i64 },
+}
+
 /// Publishes committed events and hands out subscriptions.
 pub trait Bus: Send + Sync {
     /// Publishes an event after its transaction committed. Never blocks on a slow reader.
     fn publish(&self, event: BusEvent);
     /// A receiver of every event published from now on (from this or, for Redis, any instance).
     fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>>;
+    /// Publishes a control message to every instance, this one included. Never blocks.
+    fn publish_control(&self, control: Control);
+    /// A receiver of every control message published from now on.
+    fn subscribe_control(&self) -> broadcast::Receiver<Arc<Control>>;
     /// Whether the bus can deliver across instances right now (for `/readyz`).
     fn healthy(&self) -> bool {
         true
@@ -96,12 +121,14 @@ pub trait Bus: Send + Sync {
 /// The in-process bus: one tokio broadcast channel.
 pub struct LocalBus {
     sender: broadcast::Sender<Arc<BusEvent>>,
+    control: broadcast::Sender<Arc<Control>>,
 }
 
 impl LocalBus {
     pub fn new(capacity: usize) -> LocalBus {
         let (sender, _) = broadcast::channel(capacity.max(16));
-        LocalBus { sender }
+        let (control, _) = broadcast::channel(capacity.max(16));
+        LocalBus { sender, control }
     }
 }
 
@@ -113,6 +140,14 @@ impl Bus for LocalBus {
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
         self.sender.subscribe()
+    }
+
+    fn publish_control(&self, control: Control) {
+        let _ = self.control.send(Arc::new(control));
+    }
+
+    fn subscribe_control(&self) -> broadcast::Receiver<Arc<Control>> {
+        self.control.subscribe()
     }
 
     fn name(&self) -> &'static str {

@@ -1,7 +1,8 @@
 //! The Redis bus: one PUBLISH per event, one subscription per instance (not per socket).
 //! Redis is only the doorbell: events live in the database first, so when the connection
 //! drops, the instance keeps serving its own clients, reconnects with backoff, and the hub
-//! catches up from the event log (see `Hub::catch_up`).
+//! catches up from the event log (see `Hub::catch_up`). Control messages (presence sets,
+//! status changes, deactivations) travel on a second channel of the same subscription.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,13 +11,26 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{Bus, BusEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{Bus, BusEvent, Control};
+
+/// A control message on Redis, with the instance that sent it (which heard it already).
+#[derive(Serialize, Deserialize)]
+struct ControlEnvelope {
+    origin: u64,
+    control: Control,
+}
 
 pub struct RedisBus {
     /// This instance's id on the bus.
     instance: u64,
+    channel: Arc<str>,
     local: broadcast::Sender<Arc<BusEvent>>,
-    outgoing: mpsc::Sender<String>,
+    local_control: broadcast::Sender<Arc<Control>>,
+    /// (channel, message) to PUBLISH.
+    outgoing: mpsc::Sender<(Arc<str>, String)>,
+    control_channel: Arc<str>,
     /// The subscription is up: this instance hears the others.
     subscribed: Arc<AtomicBool>,
     /// The publishing connection is up: the others hear this instance.
@@ -32,32 +46,33 @@ impl RedisBus {
     /// sharing one Redis never hear each other, ephemeral events included.
     pub fn start(url: &str, namespace: &str) -> Result<RedisBus, String> {
         let channel: Arc<str> = format!("switchboard:events:{namespace}").into();
+        let control_channel: Arc<str> = format!("switchboard:control:{namespace}").into();
         let client =
             redis::Client::open(url).map_err(|error| format!("invalid Redis URL: {error}"))?;
         let (local, _) = broadcast::channel(4096);
+        let (local_control, _) = broadcast::channel(4096);
         let (outgoing, receiver) = mpsc::channel(4096);
         let subscribed = Arc::new(AtomicBool::new(false));
         let publishing = Arc::new(AtomicBool::new(false));
         let (reconnected, _) = broadcast::channel(16);
         let instance = instance_id();
-        tokio::spawn(publisher(
-            client.clone(),
-            channel.clone(),
-            receiver,
-            publishing.clone(),
-        ));
+        tokio::spawn(publisher(client.clone(), receiver, publishing.clone()));
         tokio::spawn(subscriber(
             client,
-            channel,
+            [channel.clone(), control_channel.clone()],
             instance,
             local.clone(),
+            local_control.clone(),
             subscribed.clone(),
             reconnected.clone(),
         ));
         Ok(RedisBus {
             instance,
             local,
+            local_control,
             outgoing,
+            control_channel,
+            channel,
             subscribed,
             publishing,
             reconnected,
@@ -77,7 +92,11 @@ impl Bus for RedisBus {
         match serde_json::to_string(&event) {
             // A full queue means Redis is far behind or gone; the log has the event anyway.
             Ok(text) => {
-                if self.outgoing.try_send(text).is_err() {
+                if self
+                    .outgoing
+                    .try_send((self.channel.clone(), text))
+                    .is_err()
+                {
                     tracing::warn!(
                         "redis publish queue full; other instances will catch up from the log"
                     );
@@ -89,6 +108,30 @@ impl Bus for RedisBus {
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
         self.local.subscribe()
+    }
+
+    fn publish_control(&self, control: Control) {
+        let _ = self.local_control.send(Arc::new(control.clone()));
+        let envelope = ControlEnvelope {
+            origin: self.instance,
+            control,
+        };
+        match serde_json::to_string(&envelope) {
+            Ok(text) => {
+                if self
+                    .outgoing
+                    .try_send((self.control_channel.clone(), text))
+                    .is_err()
+                {
+                    tracing::warn!("redis publish queue full; a control message is dropped");
+                }
+            }
+            Err(error) => tracing::error!(%error, "encoding a control message"),
+        }
+    }
+
+    fn subscribe_control(&self) -> broadcast::Receiver<Arc<Control>> {
+        self.local_control.subscribe()
     }
 
     fn healthy(&self) -> bool {
@@ -113,8 +156,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn publisher(
     client: redis::Client,
-    channel: Arc<str>,
-    mut receiver: mpsc::Receiver<String>,
+    mut receiver: mpsc::Receiver<(Arc<str>, String)>,
     publishing: Arc<AtomicBool>,
 ) {
     let mut attempt = 0;
@@ -122,7 +164,7 @@ async fn publisher(
     // PUBLISH on it (typically the first event after an outage): that message is sent
     // again on the new connection, or other instances would not hear of it until some
     // later event of the same organization.
-    let mut unsent: Option<String> = None;
+    let mut unsent: Option<(Arc<str>, String)> = None;
     'connect: loop {
         let mut conn = match client.get_multiplexed_async_connection().await {
             Ok(conn) => conn,
@@ -140,12 +182,12 @@ async fn publisher(
         // dropped (subscribers catch up from the log when they reconnect).
         let mut retrying = unsent.is_some();
         loop {
-            let text = match unsent.take() {
-                Some(text) => text,
+            let (channel, text) = match unsent.take() {
+                Some(message) => message,
                 None => {
                     retrying = false;
                     match receiver.recv().await {
-                        Some(text) => text,
+                        Some(message) => message,
                         None => return,
                     }
                 }
@@ -163,7 +205,7 @@ async fn publisher(
                 tracing::warn!(%error, "redis publish failed again; dropped");
             } else {
                 tracing::warn!(%error, "redis publish failed; reconnecting to send it again");
-                unsent = Some(text);
+                unsent = Some((channel, text));
             }
             continue 'connect;
         }
@@ -171,7 +213,7 @@ async fn publisher(
 }
 
 /// A random id for this process on the bus.
-fn instance_id() -> u64 {
+pub(crate) fn instance_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
@@ -180,9 +222,10 @@ fn instance_id() -> u64 {
 
 async fn subscriber(
     client: redis::Client,
-    channel: Arc<str>,
+    [channel, control_channel]: [Arc<str>; 2],
     instance: u64,
     local: broadcast::Sender<Arc<BusEvent>>,
+    local_control: broadcast::Sender<Arc<Control>>,
     subscribed: Arc<AtomicBool>,
     reconnected: broadcast::Sender<()>,
 ) {
@@ -198,7 +241,11 @@ async fn subscriber(
                 continue;
             }
         };
-        if let Err(error) = pubsub.subscribe(&*channel).await {
+        let subscribed_both = match pubsub.subscribe(&*channel).await {
+            Ok(()) => pubsub.subscribe(&*control_channel).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = subscribed_both {
             tracing::warn!(%error, "redis subscribe failed");
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
@@ -213,6 +260,16 @@ async fn subscriber(
             let Ok(text) = message.get_payload::<String>() else {
                 continue;
             };
+            if message.get_channel_name() == &*control_channel {
+                match serde_json::from_str::<ControlEnvelope>(&text) {
+                    Ok(envelope) if envelope.origin == instance => {}
+                    Ok(envelope) => {
+                        let _ = local_control.send(Arc::new(envelope.control));
+                    }
+                    Err(error) => tracing::warn!(%error, "ignoring a malformed control message"),
+                }
+                continue;
+            }
             match serde_json::from_str::<BusEvent>(&text) {
                 Ok(event) if event.origin == instance => {}
                 Ok(event) => {

@@ -71,7 +71,6 @@ pub async fn set_queue_login(
         }
     })
     .await?;
-    crate::live::publish_presence(&state, &caller.user, caller.user.status.as_str());
     Ok(web::Json(Membership {
         inbox_id: inbox_id.get(),
         logged_in,
@@ -108,6 +107,7 @@ pub async fn set_status(
         users::update(conn, org, id, changes)?.ok_or_else(ApiError::not_found)
     })
     .await?;
-    crate::live::publish_presence(&state, &user, user.status.as_str());
+    // Connected users show it to their organization within a second (presence).
+    crate::live::publish_presence(&state, &user);
     Ok(web::Json(user.into()))
 }

@@ -82,6 +82,7 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(surveys::answer_public_survey)
         .service(crate::live::connect_websocket)
         .service(crate::live::list_events)
+        .service(crate::live::get_presence)
         .service(channel_calls::receive_inbound_message)
         .service(channel_calls::receive_delivery_status);
 }

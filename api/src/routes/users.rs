@@ -172,5 +172,9 @@ pub async fn update_user(
         Ok(user)
     })
     .await?;
+    if !user.active {
+        // Their open sockets close at once, on every instance (4401).
+        crate::live::disconnect_user(&state, &user);
+    }
     Ok(web::Json(user.into()))
 }

@@ -16,6 +16,7 @@ macro_rules! first_locked {
 
 pub mod activity;
 pub mod attachments;
+pub mod audience;
 pub mod canned;
 pub mod channels;
 pub mod contacts;

@@ -18,6 +18,7 @@ mod fixtures;
 mod migrations;
 mod races;
 mod realtime;
+mod realtime_bounds;
 mod realtime_scale;
 mod routing;
 mod smoke;

@@ -3,8 +3,9 @@
 //! receives every event it may see, once, in cursor order, whichever instance wrote it,
 //! with concurrent writers on both, and through a Redis outage (events are in the database
 //! first; the outage is a proxy the test cuts, never the machine's Redis). Another deployment
-//! on the same Redis is never heard. Runs only on PostgreSQL with Redis; skipped, and said
-//! so, when either is unreachable, except under CI=true, where that fails.
+//! on the same Redis is never heard. Presence and deactivation reach across instances. Runs
+//! only on PostgreSQL with Redis; skipped, and said so, when either is unreachable, except
+//! under CI=true, where that fails.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -747,6 +748,133 @@ async fn deployments_sharing_one_redis_hear_only_their_own_events(pair: Pair) {
     }
 }
 
+/// `GET /v1/presence` on the instance at `base`, as user id → status.
+async fn presence_at(
+    app: &TestApp,
+    base: &str,
+    session: &Session,
+) -> std::collections::HashMap<i64, String> {
+    let response = app
+        .client()
+        .get(format!("{base}/v1/presence"))
+        .bearer_auth(&session.token)
+        .send()
+        .await
+        .expect("request reaches the server");
+    let reply = into_reply(response).await.expect(200);
+    reply.body["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|user| {
+            (
+                user["user_id"].as_i64().expect("user_id"),
+                user["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `GET /v1/presence` on `base` until `user` shows `status` (a failure after 20 s:
+/// instances publish their sets every second on change).
+async fn wait_presence(app: &TestApp, base: &str, viewer: &Session, user: i64, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let snapshot = presence_at(app, base, viewer).await;
+        if snapshot.get(&user).map(String::as_str) == Some(status) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}: user {user} never showed {status}: {snapshot:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn presence_of(frame: &Value, user: i64, status: &str) -> bool {
+    frame["type"] == "presence.updated"
+        && frame["data"]["users"].as_array().is_some_and(|users| {
+            users
+                .iter()
+                .any(|entry| entry["user_id"] == user && entry["status"] == status)
+        })
+}
+
+async fn presence_and_deactivation_reach_across_instances(pair: Pair) {
+    let app = &pair.app;
+    let cast = cast(app).await;
+    let (a, b) = (pair.app.running().addr, pair.b.addr);
+    let mut admin_on_a = Ws::connect(a, &cast.admin, "admin on A").await;
+    // Alex is connected only on B: A's snapshot and A's sockets show him online.
+    let mut alex_on_b = Ws::connect(b, &cast.alex, "alex on B").await;
+    admin_on_a
+        .next_matching(PATIENCE, "alex online, heard on A", |frame| {
+            presence_of(frame, cast.alex.user_id, "online")
+        })
+        .await;
+    wait_presence(
+        app,
+        &pair.a_base(),
+        &cast.olive,
+        cast.alex.user_id,
+        "online",
+    )
+    .await;
+    assert_eq!(
+        presence_at(app, &pair.a_base(), &cast.olive)
+            .await
+            .get(&cast.olive.user_id)
+            .map(String::as_str),
+        Some("offline")
+    );
+    // His status, set through A, shows on both.
+    post_status(app, &pair.a_base(), &cast.alex, "away").await;
+    admin_on_a
+        .next_matching(PATIENCE, "alex away", |frame| {
+            presence_of(frame, cast.alex.user_id, "away")
+        })
+        .await;
+    wait_presence(app, &pair.b_base(), &cast.admin, cast.alex.user_id, "away").await;
+
+    // Deactivated through A: his socket on B closes at once with 4401.
+    let response = app
+        .client()
+        .patch(format!("{}/v1/users/{}", pair.a_base(), cast.alex.user_id))
+        .bearer_auth(&cast.admin.token)
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .expect("request reaches the server");
+    into_reply(response).await.expect(200);
+    assert_eq!(alex_on_b.expect_close().await, Some(4401));
+    admin_on_a
+        .next_matching(PATIENCE, "alex offline", |frame| {
+            presence_of(frame, cast.alex.user_id, "offline")
+        })
+        .await;
+    wait_presence(
+        app,
+        &pair.a_base(),
+        &cast.admin,
+        cast.alex.user_id,
+        "offline",
+    )
+    .await;
+}
+
+async fn post_status(app: &TestApp, base: &str, session: &Session, status: &str) {
+    let response = app
+        .client()
+        .put(format!("{base}/v1/me/status"))
+        .bearer_auth(&session.token)
+        .json(&json!({"status": status}))
+        .send()
+        .await
+        .expect("request reaches the server");
+    into_reply(response).await.expect(200);
+}
+
 /// Declares each listed `async fn(Pair)` as a PostgreSQL + Redis test.
 macro_rules! on_postgres_with_redis {
     ($($name:ident => $proxied:expr),* $(,)?) => {$(
@@ -765,6 +893,7 @@ on_postgres_with_redis!(
     a_redis_outage_loses_nothing => true,
     deployments_sharing_one_redis_hear_only_their_own_events => false,
     a_client_connecting_after_an_outage_starts_from_the_present => true,
+    presence_and_deactivation_reach_across_instances => false,
 );
 
 #[test]

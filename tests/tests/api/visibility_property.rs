@@ -7,6 +7,12 @@
 //! phase of the list is crossed) and asks the single-conversation check about every
 //! conversation. The list must hold exactly the non-spam conversations the check admits, and
 //! both must match the rules as API.md states them, worked out here independently.
+//!
+//! The realtime audience (what the fan-out, `resume` and `GET /v1/events` deliver) is held to
+//! the same answer: for a page of events about every conversation, decided in one call, each
+//! user receives an event exactly when `GET /v1/conversations/{id}` answers 200 for them and
+//! they are active; a `conversation.assigned` also reaches its previous assignee; a
+//! deactivated user receives nothing.
 
 use std::collections::BTreeSet;
 
@@ -75,6 +81,8 @@ struct World {
     other_org: bool,
     sort: Sort,
     page_size: i64,
+    /// A user deactivated after the world is built.
+    deactivated: Option<usize>,
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -136,9 +144,10 @@ fn world() -> impl Strategy<Value = World> {
             Just(Sort::OldestMessages),
         ],
         1i64..=4,
+        prop::option::weighted(0.3, 0..MAX_USERS),
     )
         .prop_map(
-            |(roles, inboxes, teams, conversations, pins, other_org, sort, page_size)| World {
+            |(
                 roles,
                 inboxes,
                 teams,
@@ -147,6 +156,17 @@ fn world() -> impl Strategy<Value = World> {
                 other_org,
                 sort,
                 page_size,
+                deactivated,
+            )| World {
+                roles,
+                inboxes,
+                teams,
+                conversations,
+                pins,
+                other_org,
+                sort,
+                page_size,
+                deactivated,
             },
         )
 }
@@ -282,6 +302,13 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
         let locked = conversations::lock(conn, org, id)?.expect("the conversation just built");
         conversation_state::pin(conn, actors[user % n].user_id, &locked, None)?;
     }
+    if let Some(user) = world.deactivated {
+        let changes = users::UserChanges {
+            active: Some(false),
+            ..Default::default()
+        };
+        users::update(conn, org, actors[user % n].user_id, changes)?;
+    }
     let mut foreign = Vec::new();
     if world.other_org {
         let other = orgs::insert(conn, "Globex")?.id;
@@ -408,6 +435,7 @@ fn check(backend: Backend, world: &World) -> Result<(), TestCaseError> {
     let built = store.write(|conn| build(conn, world)).expect("build world");
     let mut conn = store.conn().expect("connection");
     let conn: &mut DbConnection = &mut conn;
+    check_audience(conn, world, &built)?;
 
     for (u, actor) in built.users.iter().enumerate() {
         let scope = visibility::scope(conn, actor)
@@ -487,6 +515,94 @@ fn check(backend: Backend, world: &World) -> Result<(), TestCaseError> {
             u,
             world.roles[u],
             scope
+        );
+    }
+    Ok(())
+}
+
+/// The realtime audience agrees with `GET /v1/conversations/{id}` for every user: one page
+/// of events (each conversation as `conversation.updated` carrying its facts, as
+/// `message.created` decided on the row, and as `conversation.assigned` from a previous
+/// assignee) is decided in one call.
+fn check_audience(
+    conn: &mut DbConnection,
+    world: &World,
+    built: &Built,
+) -> Result<(), TestCaseError> {
+    let n = world.roles.len();
+    let everyone: Vec<i64> = built
+        .users
+        .iter()
+        .map(|actor| actor.user_id.get())
+        .collect();
+    let active = |u: usize| world.deactivated.map(|d| d % n) != Some(u);
+    let mut page = Vec::new();
+    let mut expected = Vec::new();
+    for (k, (id, ..)) in built.conversations.iter().enumerate() {
+        let row = conversations::get(conn, built.org, *id)
+            .map_err(|error| TestCaseError::fail(format!("get: {error}")))?
+            .expect("the conversation just built");
+        let facts = serde_json::json!({
+            "id": id.get(),
+            "inbox_id": row.inbox_id.get(),
+            "assignee_id": row.assignee_id.map(UserId::get),
+            "team_id": row.team_id.map(TeamId::get),
+        });
+        let mut admitted = std::collections::BTreeSet::new();
+        for (u, actor) in built.users.iter().enumerate() {
+            if active(u) && visibility::visible(conn, actor, *id).is_ok() {
+                admitted.insert(actor.user_id.get());
+            }
+        }
+        let previous = k % n;
+        let mut with_previous = admitted.clone();
+        if active(previous) {
+            with_previous.insert(built.users[previous].user_id.get());
+        }
+        let event = |event_type, payload: serde_json::Value| {
+            std::sync::Arc::new(api::live::stored_to_bus(
+                persistence::repo::events::StoredEvent {
+                    org_id: built.org,
+                    seq: 1,
+                    event_type,
+                    inbox_id: Some(row.inbox_id),
+                    conversation_id: Some(*id),
+                    payload: payload.to_string(),
+                    created_at: persistence::now(),
+                },
+            ))
+        };
+        page.push(event(
+            domain::EventType::ConversationUpdated,
+            serde_json::json!({"conversation": facts}),
+        ));
+        expected.push(admitted.clone());
+        page.push(event(
+            domain::EventType::MessageCreated,
+            serde_json::json!({"conversation_id": id.get(), "message": {}}),
+        ));
+        expected.push(admitted);
+        page.push(event(
+            domain::EventType::ConversationAssigned,
+            serde_json::json!({
+                "conversation": facts,
+                "assignee_id": row.assignee_id.map(UserId::get),
+                "previous_assignee_id": built.users[previous].user_id.get(),
+            }),
+        ));
+        expected.push(with_previous);
+    }
+    let decided = api::live::audience::decide(conn, built.org, &page, &everyone)
+        .map_err(|error| TestCaseError::fail(format!("decide: {error:?}")))?;
+    prop_assert_eq!(decided.len(), page.len());
+    for ((event, recipients), expected) in page.iter().zip(decided).zip(expected) {
+        let recipients: std::collections::BTreeSet<i64> = recipients.into_iter().collect();
+        prop_assert_eq!(
+            &recipients,
+            &expected,
+            "{} about conversation {:?}: the audience disagrees with GET",
+            event.event_type.as_str(),
+            event.conversation_id
         );
     }
     Ok(())
