@@ -86,12 +86,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with pool gauges read now.
-    pub fn render(&self, pool: (u32, u32), pool_max: u32) -> String {
-        self.pool_connections.set(i64::from(pool.0));
-        self.pool_idle.set(i64::from(pool.1));
-        self.pool_max.set(i64::from(pool_max));
+    pub fn render(&self, store: &persistence::Store) -> String {
+        let (connections, idle) = store.pool_state();
+        self.pool_connections.set(i64::from(connections));
+        self.pool_idle.set(i64::from(idle));
+        self.pool_max.set(i64::from(store.pool_max()));
         self.queries
-            .set(i64::try_from(persistence::queries_executed()).unwrap_or(i64::MAX));
+            .set(i64::try_from(store.queries_executed()).unwrap_or(i64::MAX));
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(%error, "encoding metrics");

@@ -16,20 +16,6 @@ use crate::error::StoreError;
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
-/// SQL statements started by this process, on every pooled connection (for `/metrics`, and
-/// for tests that check a request's statement count does not grow with its page size).
-static QUERIES: AtomicU64 = AtomicU64::new(0);
-
-pub fn queries_executed() -> u64 {
-    QUERIES.load(Ordering::Relaxed)
-}
-
-fn count_queries(event: diesel::connection::InstrumentationEvent<'_>) {
-    if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
-        QUERIES.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgresql(PgConnection),
@@ -89,6 +75,8 @@ pub fn redact(url: &str) -> String {
 pub struct Manager {
     backend: Backend,
     target: String,
+    /// SQL statements started on this pool's connections.
+    queries: Arc<AtomicU64>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -108,7 +96,12 @@ impl r2d2::ManageConnection for Manager {
                 DbConnection::Sqlite(conn)
             }
         };
-        conn.set_instrumentation(count_queries);
+        let queries = self.queries.clone();
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+                queries.fetch_add(1, Ordering::Relaxed);
+            }
+        });
         Ok(conn)
     }
 
@@ -127,6 +120,9 @@ impl r2d2::ManageConnection for Manager {
 pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
+    /// SQL statements started by this store, on every pooled connection (for `/metrics`, and
+    /// for tests that check a request's statement count does not grow with its page size).
+    queries: Arc<AtomicU64>,
     /// SQLite allows one writer: writers queue here instead of failing with SQLITE_BUSY when
     /// a deferred transaction tries to upgrade its lock.
     write_lock: Arc<Mutex<()>>,
@@ -136,15 +132,21 @@ impl Store {
     /// Opens the pool (checking one connection) without touching the schema.
     pub fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         let (backend, target) = Backend::from_url(url)?;
+        let queries = Arc::new(AtomicU64::new(0));
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
-            .build(Manager { backend, target })
+            .build(Manager {
+                backend,
+                target,
+                queries: queries.clone(),
+            })
             .map_err(|error| StoreError::Unavailable(format!("{} ({})", error, redact(url))))?;
         Ok(Store {
             pool,
             backend,
+            queries,
             write_lock: Arc::new(Mutex::new(())),
         })
     }
@@ -156,6 +158,11 @@ impl Store {
     pub fn pool_state(&self) -> (u32, u32) {
         let state = self.pool.state();
         (state.connections, state.idle_connections)
+    }
+
+    /// SQL statements this store has started so far.
+    pub fn queries_executed(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
     }
 
     pub fn pool_max(&self) -> u32 {

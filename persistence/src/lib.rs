@@ -7,7 +7,7 @@ pub mod repo;
 pub mod schema;
 mod time;
 
-pub use connection::{Backend, DbConnection, Store, queries_executed};
+pub use connection::{Backend, DbConnection, Store};
 pub use diesel;
 pub use error::StoreError;
 pub use time::{from_db, now, to_db};

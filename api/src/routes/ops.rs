@@ -50,9 +50,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let text = state
-        .metrics
-        .render(state.store.pool_state(), state.store.pool_max());
+    let text = state.metrics.render(&state.store);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)

@@ -1048,8 +1048,9 @@ async fn a_page_of_100_costs_as_many_statements_as_a_page_of_5(app: TestApp) {
     let large = list(&app, &desk.admin, "limit=100").await;
     assert_eq!(fixtures::ids(&large).len(), 14);
 
-    // The counter is the process's: tests running alongside add to it, never take from it.
-    // So each figure is the least seen over a few tries; a true N+1 shows in every try.
+    // The counter is this server's: its background work (the delivery queue, realtime) adds
+    // to it, never takes from it. So each figure is the least seen over a few tries; a true
+    // N+1 shows in every try.
     let mut least = [i64::MAX, i64::MAX];
     for _ in 0..30 {
         for (slot, query) in ["limit=5", "limit=100"].into_iter().enumerate() {
