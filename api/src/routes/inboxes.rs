@@ -118,14 +118,15 @@ pub async fn create_inbox(
     };
     let name = name.unwrap_or_default();
     let inbox = db::write(&state.store, move |conn| {
-        if let Some(owner) = settings.owner_id {
-            users::get(conn, actor.org_id, owner)?.ok_or_else(|| {
+        let owner = match settings.owner_id {
+            Some(owner) => Some(users::get(conn, actor.org_id, owner)?.ok_or_else(|| {
                 DomainError::invalid("owner_id", "no such user in this organization")
-            })?;
-        }
+            })?),
+            None => None,
+        };
         let inbox = inboxes::insert(conn, actor.org_id, &name, &settings)?;
-        if let Some(owner) = settings.owner_id {
-            inboxes::add_member(conn, inbox.id, owner)?;
+        if let Some(owner) = &owner {
+            inboxes::add_member(conn, &inbox, owner)?;
         }
         Ok(inbox)
     })
@@ -277,7 +278,7 @@ pub async fn add_inbox_member(
         let (inbox, _) = visible_inbox(conn, &actor, inbox_id)?;
         let user = users::get(conn, actor.org_id, user_id)?.ok_or_else(ApiError::not_found)?;
         policy::may_add_inbox_member(&actor, &inbox, &user)?;
-        inboxes::add_member(conn, inbox_id, user_id)?;
+        inboxes::add_member(conn, &inbox, &user)?;
         member_page(conn, &actor, inbox_id)?
             .into_iter()
             .find(|member| member.user_id == user_id.get())
@@ -304,10 +305,10 @@ pub async fn remove_inbox_member(
     let (inbox_id, user_id) = path.into_inner();
     let (actor, inbox_id, user_id) = (caller.actor(), InboxId(inbox_id), UserId(user_id));
     db::write(&state.store, move |conn| {
-        visible_inbox(conn, &actor, inbox_id)?;
+        let (inbox, _) = visible_inbox(conn, &actor, inbox_id)?;
         policy::may_remove_inbox_member(&actor)?;
-        users::get(conn, actor.org_id, user_id)?.ok_or_else(ApiError::not_found)?;
-        inboxes::remove_member(conn, inbox_id, user_id)?;
+        let user = users::get(conn, actor.org_id, user_id)?.ok_or_else(ApiError::not_found)?;
+        inboxes::remove_member(conn, &inbox, &user)?;
         Ok(())
     })
     .await?;

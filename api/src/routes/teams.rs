@@ -86,7 +86,7 @@ pub async fn create_team(
             "a team with this name already exists",
         ))?;
         for user in &found {
-            teams::add_member(conn, team.id, user.id)?;
+            teams::add_member(conn, &team, user)?;
         }
         find_team(conn, org, team.id)
     })
@@ -198,9 +198,9 @@ pub async fn add_team_member(
     let (team_id, user_id) = path.into_inner();
     let (org, team_id, user_id) = (caller.org(), TeamId(team_id), UserId(user_id));
     let team = db::write(&state.store, move |conn| {
-        find_team(conn, org, team_id)?;
-        users::get(conn, org, user_id)?.ok_or_else(ApiError::not_found)?;
-        teams::add_member(conn, team_id, user_id)?;
+        let team = find_team(conn, org, team_id)?;
+        let user = users::get(conn, org, user_id)?.ok_or_else(ApiError::not_found)?;
+        teams::add_member(conn, &team, &user)?;
         find_team(conn, org, team_id)
     })
     .await?;
@@ -225,9 +225,9 @@ pub async fn remove_team_member(
     let (team_id, user_id) = path.into_inner();
     let (org, team_id, user_id) = (caller.org(), TeamId(team_id), UserId(user_id));
     let team = db::write(&state.store, move |conn| {
-        find_team(conn, org, team_id)?;
-        users::get(conn, org, user_id)?.ok_or_else(ApiError::not_found)?;
-        teams::remove_member(conn, team_id, user_id)?;
+        let team = find_team(conn, org, team_id)?;
+        let user = users::get(conn, org, user_id)?.ok_or_else(ApiError::not_found)?;
+        teams::remove_member(conn, &team, &user)?;
         find_team(conn, org, team_id)
     })
     .await?;

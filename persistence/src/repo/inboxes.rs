@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use domain::{
-    AgentVisibility, Inbox, InboxId, InboxKind, InboxMember, InboxSettings, OrgId, UserId,
+    AgentVisibility, Inbox, InboxId, InboxKind, InboxMember, InboxSettings, OrgId, User, UserId,
 };
 
 use super::parse_enum;
@@ -252,7 +252,11 @@ pub fn memberships_of(
 }
 
 /// Adds a member, logged in to the queue; adding one twice changes nothing.
-pub fn add_member(conn: &mut DbConnection, inbox: InboxId, user: UserId) -> Result<(), StoreError> {
+/// Adds the user to the inbox (both as loaded from their organization; a pair from two
+/// organizations is refused, whatever the caller checked).
+pub fn add_member(conn: &mut DbConnection, inbox: &Inbox, user: &User) -> Result<(), StoreError> {
+    super::same_org(inbox.org_id, user.org_id)?;
+    let (inbox, user) = (inbox.id, user.id);
     super::insert_if_absent(conn, |conn| {
         diesel::insert_into(inbox_members::table)
             .values((
@@ -268,9 +272,11 @@ pub fn add_member(conn: &mut DbConnection, inbox: InboxId, user: UserId) -> Resu
 
 pub fn remove_member(
     conn: &mut DbConnection,
-    inbox: InboxId,
-    user: UserId,
+    inbox: &Inbox,
+    user: &User,
 ) -> Result<bool, StoreError> {
+    super::same_org(inbox.org_id, user.org_id)?;
+    let (inbox, user) = (inbox.id, user.id);
     let removed = diesel::delete(
         inbox_members::table.filter(
             inbox_members::inbox_id

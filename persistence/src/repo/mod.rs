@@ -65,6 +65,16 @@ impl<T> Page<T> {
     }
 }
 
+/// Two rows that are about to be tied together belong to one organization; otherwise the
+/// other one does not exist, as far as the first one's organization can tell.
+pub(crate) fn same_org(one: domain::OrgId, other: domain::OrgId) -> Result<(), StoreError> {
+    if one == other {
+        Ok(())
+    } else {
+        Err(StoreError::Domain(domain::DomainError::NotFound))
+    }
+}
+
 /// Inserts a row unless an equal one exists (a unique index decides), also when two
 /// requests race: the insert runs in a savepoint, so a refused one does not abort the
 /// caller's transaction on PostgreSQL. `true` when this call inserted it.

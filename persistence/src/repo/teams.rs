@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use domain::{OrgId, Team, TeamId, UserId};
+use domain::{OrgId, Team, TeamId, User, UserId};
 
 use super::Page;
 use crate::schema::{team_members, teams};
@@ -111,7 +111,11 @@ pub fn delete(conn: &mut DbConnection, org: OrgId, id: TeamId) -> Result<bool, S
 }
 
 /// Adds a member; adding one twice is not an error (PUT is idempotent).
-pub fn add_member(conn: &mut DbConnection, team: TeamId, user: UserId) -> Result<(), StoreError> {
+/// Adds the user to the team (both as loaded from their organization; a pair from two
+/// organizations is refused, whatever the caller checked).
+pub fn add_member(conn: &mut DbConnection, team: &Team, user: &User) -> Result<(), StoreError> {
+    super::same_org(team.org_id, user.org_id)?;
+    let (team, user) = (team.id, user.id);
     super::insert_if_absent(conn, |conn| {
         diesel::insert_into(team_members::table)
             .values((
@@ -125,9 +129,11 @@ pub fn add_member(conn: &mut DbConnection, team: TeamId, user: UserId) -> Result
 
 pub fn remove_member(
     conn: &mut DbConnection,
-    team: TeamId,
-    user: UserId,
+    team: &Team,
+    user: &User,
 ) -> Result<bool, StoreError> {
+    super::same_org(team.org_id, user.org_id)?;
+    let (team, user) = (team.id, user.id);
     let removed = diesel::delete(
         team_members::table.filter(
             team_members::team_id

@@ -593,7 +593,50 @@ async fn another_organization_cannot_see_or_touch_our_inboxes(app: TestApp) {
     assert_eq!(items(&channels).len(), 1);
 }
 
+/// Below the handlers: the repository itself never ties a user to another tenant's inbox or
+/// team, whatever a handler passed it.
+async fn memberships_never_cross_organizations_even_below_the_handlers(app: TestApp) {
+    use persistence::repo::{inboxes, teams, users};
+    let admin = app.admin().await;
+    let other = app.other_org("Globex").await;
+    let inbox = app.inbox(&admin, "Support", json!({}), &[]).await;
+    let team = app
+        .post("/v1/teams", &admin.token, json!({"name": "Billing"}))
+        .await
+        .expect(201)
+        .id();
+    let store = app.running().state.store.clone();
+    let (org, foreign) = (
+        domain::OrgId(admin.org_id),
+        (domain::OrgId(other.org_id), domain::UserId(other.user_id)),
+    );
+    let refused = actix_web::web::block(move || {
+        store.write(|conn| {
+            let stranger = users::get(conn, foreign.0, foreign.1)?.expect("the other admin");
+            let inbox = inboxes::get(conn, org, domain::InboxId(inbox))?.expect("inbox");
+            let team =
+                persistence::repo::teams::get(conn, org, domain::TeamId(team))?.expect("team");
+            Ok((
+                inboxes::add_member(conn, &inbox, &stranger).is_err(),
+                teams::add_member(conn, &team, &stranger).is_err(),
+                inboxes::remove_member(conn, &inbox, &stranger).is_err(),
+                teams::remove_member(conn, &team, &stranger).is_err(),
+            ))
+        })
+    })
+    .await
+    .expect("blocking pool")
+    .expect("the lookups");
+    assert_eq!(refused, (true, true, true, true));
+    let members = app
+        .get(&format!("/v1/inboxes/{inbox}/members"), &admin.token)
+        .await
+        .expect(200);
+    assert_eq!(items(&members).len(), 0);
+}
+
 on_both_backends!(
+    memberships_never_cross_organizations_even_below_the_handlers,
     only_admins_create_inboxes_and_unset_settings_take_the_defaults,
     inbox_settings_are_checked,
     members_see_their_inboxes_and_others_do_not_know_they_exist,

@@ -185,6 +185,7 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
     let org = orgs::insert(conn, "Acme")?.id;
     let n = world.roles.len();
     let mut actors = Vec::new();
+    let mut people = Vec::new();
     for (i, role) in world.roles.iter().enumerate() {
         let email = format!("user{i}@acme.test");
         let user = users::insert(
@@ -198,13 +199,14 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
             },
         )?;
         actors.push(user.actor());
+        people.push(user);
     }
     let mut team_ids = Vec::new();
     for (t, members) in world.teams.iter().enumerate() {
         let team = teams::insert(conn, org, &format!("Team {t}"))?;
-        for (i, actor) in actors.iter().enumerate() {
+        for (i, person) in people.iter().enumerate() {
             if members[i] {
-                teams::add_member(conn, team.id, actor.user_id)?;
+                teams::add_member(conn, &team, person)?;
             }
         }
         team_ids.push(team.id);
@@ -223,9 +225,9 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
             ..InboxSettings::default()
         };
         let inbox = inboxes::insert(conn, org, &format!("Inbox {b}"), &settings)?;
-        for (i, actor) in actors.iter().enumerate() {
+        for (i, person) in people.iter().enumerate() {
             if spec.members[i] {
-                inboxes::add_member(conn, inbox.id, actor.user_id)?;
+                inboxes::add_member(conn, &inbox, person)?;
             }
         }
         let address = format!("+1555000{b:04}");
