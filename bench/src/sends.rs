@@ -3,7 +3,7 @@
 //! sends/s and latency percentiles. Run against a server started separately (release
 //! build), e.g.:
 //!
-//!   cargo run --release -p switchboard-tests --example sends -- http://127.0.0.1:18080 admin@example.com PASSWORD 16 10
+//!   cargo run --release -p switchboard-bench --bin sends -- http://127.0.0.1:18080 admin@example.com PASSWORD 16 10
 //!
 //! Only talks to the address it is given; bounded in time.
 
@@ -92,7 +92,9 @@ async fn main() {
     });
 
     let (admin, _) = client.login(&email, &password).await;
-    let run = rand::random::<u32>() % 1_000_000;
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos() % 1_000_000);
     let inbox = client
         .call(
             reqwest::Method::POST,
