@@ -83,6 +83,12 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10)
         .min(120);
+    // A load tool for this machine's own server only.
+    let local = ["http://127.", "http://localhost:", "http://[::1]:"];
+    if !local.iter().any(|prefix| base.starts_with(prefix)) {
+        eprintln!("sends only talks to a server on this machine (127.0.0.0/8, localhost, [::1])");
+        std::process::exit(2);
+    }
     let client = std::sync::Arc::new(Client {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(agents * 2)
