@@ -24,7 +24,7 @@ pub(crate) fn visible_inbox(
     id: InboxId,
 ) -> Result<(InboxModel, bool), ApiError> {
     let inbox = inboxes::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
-    let is_member = inboxes::is_member(conn, id, actor.user_id)?;
+    let is_member = inboxes::is_member(conn, &inbox, actor.user_id)?;
     policy::may_see_inbox(actor, &inbox, is_member)?;
     Ok((inbox, is_member))
 }
@@ -208,9 +208,9 @@ pub async fn update_inbox(
 fn member_page(
     conn: &mut DbConnection,
     actor: &Actor,
-    id: InboxId,
+    inbox: &InboxModel,
 ) -> Result<Vec<InboxMember>, ApiError> {
-    let members = inboxes::members(conn, id)?;
+    let members = inboxes::members(conn, inbox)?;
     let ids: Vec<UserId> = members.iter().map(|member| member.user_id).collect();
     let people = users::get_many(conn, actor.org_id, &ids)?;
     Ok(members
@@ -245,8 +245,8 @@ pub async fn list_inbox_members(
 ) -> Result<web::Json<InboxMemberPage>, ApiError> {
     let (actor, id) = (caller.actor(), InboxId(path.into_inner()));
     let items = db::read(&state.store, move |conn| {
-        visible_inbox(conn, &actor, id)?;
-        member_page(conn, &actor, id)
+        let (inbox, _) = visible_inbox(conn, &actor, id)?;
+        member_page(conn, &actor, &inbox)
     })
     .await?;
     let (items, next_cursor) = paging::in_memory(
@@ -279,7 +279,7 @@ pub async fn add_inbox_member(
         let user = users::get(conn, actor.org_id, user_id)?.ok_or_else(ApiError::not_found)?;
         policy::may_add_inbox_member(&actor, &inbox, &user)?;
         inboxes::add_member(conn, &inbox, &user)?;
-        member_page(conn, &actor, inbox_id)?
+        member_page(conn, &actor, &inbox)?
             .into_iter()
             .find(|member| member.user_id == user_id.get())
             .ok_or_else(ApiError::not_found)

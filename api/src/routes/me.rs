@@ -21,14 +21,14 @@ use crate::state::AppState;
 pub async fn get_me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<Me>, ApiError> {
     let user = caller.user;
     let me = db::read(&state.store, move |conn| {
-        let memberships = inboxes::memberships_of(conn, user.id)?
+        let memberships = inboxes::memberships_of(conn, user.org_id, user.id)?
             .into_iter()
             .map(|member| Membership {
                 inbox_id: member.inbox_id.get(),
                 logged_in: member.logged_in,
             })
             .collect();
-        let teams = teams::of_user(conn, user.id)?
+        let teams = teams::of_user(conn, user.org_id, user.id)?
             .into_iter()
             .map(|team| team.get())
             .collect();

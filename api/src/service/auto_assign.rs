@@ -35,7 +35,7 @@ pub fn route(
     {
         return Ok(());
     }
-    let candidates = inboxes::queue_candidates(conn, inbox.id)?;
+    let candidates = inboxes::queue_candidates(conn, &inbox)?;
     let Some(assignee) = pick_assignee(&candidates, settings.auto_assign_limit) else {
         return Ok(());
     };

@@ -92,10 +92,13 @@ pub fn assign(
         }
     })?;
     let conversation = locked.current();
-    if let Some(team) = team {
-        teams::get(conn, actor.org_id, team)?
-            .ok_or_else(|| DomainError::invalid("team_id", "no such team"))?;
-    }
+    let team_found = match team {
+        Some(team) => Some(
+            teams::get(conn, actor.org_id, team)?
+                .ok_or_else(|| DomainError::invalid("team_id", "no such team"))?,
+        ),
+        None => None,
+    };
     let target_user = match assignee {
         Some(user) => Some(
             users::get(conn, actor.org_id, user)?
@@ -107,11 +110,10 @@ pub fn assign(
     let target = match &target_user {
         Some(user) => Some(Target {
             user_id: user.id,
-            is_inbox_member: inboxes::is_member(conn, inbox.id, user.id)?,
-            in_team: match team {
-                Some(team) => teams::is_member(conn, team, user.id)?,
-                None => true,
-            },
+            is_inbox_member: inboxes::is_member(conn, &inbox, user.id)?,
+            in_team: team_found
+                .as_ref()
+                .is_none_or(|team| team.member_ids.contains(&user.id)),
         }),
         None => None,
     };
@@ -208,9 +210,9 @@ pub fn move_to(
     } = visibility::lock(conn, actor, id)?;
     let conversation = locked.current();
     let destination = inboxes::get(conn, actor.org_id, target)?.ok_or_else(ApiError::not_found)?;
-    let member_of_target = inboxes::is_member(conn, target, actor.user_id)?;
+    let member_of_target = inboxes::is_member(conn, &destination, actor.user_id)?;
     let assignee_member = match conversation.assignee_id {
-        Some(assignee) => inboxes::is_member(conn, target, assignee)?,
+        Some(assignee) => inboxes::is_member(conn, &destination, assignee)?,
         None => true,
     };
     let outcome = rules::may_move(

@@ -243,7 +243,7 @@ pub fn start(
         .ok_or_else(|| DomainError::invalid("channel_id", "no such channel"))?;
     let inbox =
         inboxes::get(conn, actor.org_id, channel.inbox_id)?.ok_or_else(ApiError::not_found)?;
-    let is_member = inboxes::is_member(conn, inbox.id, actor.user_id)?;
+    let is_member = inboxes::is_member(conn, &inbox, actor.user_id)?;
     if rules::inbox_scope(actor, &inbox, is_member) == rules::InboxScope::Nothing {
         return Err(DomainError::invalid("channel_id", "no such channel").into());
     }

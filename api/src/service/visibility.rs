@@ -17,8 +17,8 @@ pub fn scope(conn: &mut DbConnection, actor: &Actor) -> Result<Scope, ApiError> 
     } else {
         inboxes::list_for_user(conn, actor.org_id, actor.user_id)?
     };
-    let memberships = inboxes::memberships_of(conn, actor.user_id)?;
-    let team_ids = teams::of_user(conn, actor.user_id)?;
+    let memberships = inboxes::memberships_of(conn, actor.org_id, actor.user_id)?;
+    let team_ids = teams::of_user(conn, actor.org_id, actor.user_id)?;
     let mut scope = Scope {
         user: actor.user_id,
         full: Vec::new(),
@@ -53,8 +53,8 @@ fn view<C: AsRef<Conversation>>(
 ) -> Result<Visible<C>, ApiError> {
     let inbox = inboxes::get(conn, actor.org_id, conversation.as_ref().inbox_id)?
         .ok_or_else(ApiError::not_found)?;
-    let is_member = inboxes::is_member(conn, inbox.id, actor.user_id)?;
-    let teams = teams::of_user(conn, actor.user_id)?;
+    let is_member = inboxes::is_member(conn, &inbox, actor.user_id)?;
+    let teams = teams::of_user(conn, actor.org_id, actor.user_id)?;
     Ok(Visible {
         conversation,
         inbox,

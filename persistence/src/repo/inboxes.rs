@@ -193,11 +193,9 @@ pub fn update(
     .transpose()
 }
 
-pub fn is_member(
-    conn: &mut DbConnection,
-    inbox: InboxId,
-    user: UserId,
-) -> Result<bool, StoreError> {
+/// Whether the user belongs to the inbox (as loaded from its organization).
+pub fn is_member(conn: &mut DbConnection, inbox: &Inbox, user: UserId) -> Result<bool, StoreError> {
+    let inbox = inbox.id;
     let found: i64 = inbox_members::table
         .filter(
             inbox_members::inbox_id
@@ -229,7 +227,8 @@ fn to_members(rows: Vec<(i64, i64, bool)>) -> Vec<InboxMember> {
         .collect()
 }
 
-pub fn members(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<InboxMember>, StoreError> {
+pub fn members(conn: &mut DbConnection, inbox: &Inbox) -> Result<Vec<InboxMember>, StoreError> {
+    let inbox = inbox.id;
     let rows = inbox_members::table
         .filter(inbox_members::inbox_id.eq(inbox.get()))
         .order(inbox_members::user_id)
@@ -238,22 +237,30 @@ pub fn members(conn: &mut DbConnection, inbox: InboxId) -> Result<Vec<InboxMembe
     Ok(to_members(rows))
 }
 
-/// A user's memberships (for `GET /v1/me`).
+/// A user's memberships of the organization's inboxes (for `GET /v1/me`).
 pub fn memberships_of(
     conn: &mut DbConnection,
+    org: OrgId,
     user: UserId,
 ) -> Result<Vec<InboxMember>, StoreError> {
     let rows = inbox_members::table
         .filter(inbox_members::user_id.eq(user.get()))
+        .filter(
+            inbox_members::inbox_id.eq_any(
+                inboxes::table
+                    .filter(inboxes::org_id.eq(org.get()))
+                    .select(inboxes::id),
+            ),
+        )
         .order(inbox_members::inbox_id)
         .select(MEMBER_COLUMNS)
         .load(conn)?;
     Ok(to_members(rows))
 }
 
-/// Adds a member, logged in to the queue; adding one twice changes nothing.
-/// Adds the user to the inbox (both as loaded from their organization; a pair from two
-/// organizations is refused, whatever the caller checked).
+/// Adds the user to the inbox, logged in to its queue; adding one twice changes nothing.
+/// Both come as loaded from their organization: a pair from two organizations is refused,
+/// whatever the caller checked.
 pub fn add_member(conn: &mut DbConnection, inbox: &Inbox, user: &User) -> Result<(), StoreError> {
     super::same_org(inbox.org_id, user.org_id)?;
     let (inbox, user) = (inbox.id, user.id);
@@ -311,8 +318,9 @@ pub fn set_logged_in(
 /// not away; with the open conversations of this inbox each holds.
 pub fn queue_candidates(
     conn: &mut DbConnection,
-    inbox: InboxId,
+    inbox: &Inbox,
 ) -> Result<Vec<domain::routing::Candidate>, StoreError> {
+    let inbox = inbox.id;
     use crate::schema::{conversations, users};
     let members: Vec<i64> = inbox_members::table
         .inner_join(users::table.on(users::id.eq(inbox_members::user_id)))

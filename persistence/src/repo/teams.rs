@@ -145,22 +145,21 @@ pub fn remove_member(
     Ok(removed == 1)
 }
 
-pub fn is_member(conn: &mut DbConnection, team: TeamId, user: UserId) -> Result<bool, StoreError> {
-    let found: i64 = team_members::table
-        .filter(
-            team_members::team_id
-                .eq(team.get())
-                .and(team_members::user_id.eq(user.get())),
-        )
-        .count()
-        .get_result(conn)?;
-    Ok(found > 0)
-}
-
-/// The teams a user belongs to.
-pub fn of_user(conn: &mut DbConnection, user: UserId) -> Result<Vec<TeamId>, StoreError> {
+/// The teams of the organization a user belongs to.
+pub fn of_user(
+    conn: &mut DbConnection,
+    org: OrgId,
+    user: UserId,
+) -> Result<Vec<TeamId>, StoreError> {
     let ids: Vec<i64> = team_members::table
         .filter(team_members::user_id.eq(user.get()))
+        .filter(
+            team_members::team_id.eq_any(
+                teams::table
+                    .filter(teams::org_id.eq(org.get()))
+                    .select(teams::id),
+            ),
+        )
         .order(team_members::team_id)
         .select(team_members::team_id)
         .load(conn)?;
