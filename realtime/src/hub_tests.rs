@@ -447,8 +447,8 @@ async fn a_mass_connect_costs_each_socket_a_few_presence_frames_not_one_per_user
     assert_eq!(hub.presence(1).len(), 501);
 }
 
-#[tokio::test]
-async fn presence_spans_instances_and_follows_status_and_last_socket() {
+/// Two hubs (instances) on one bus, with fast presence ticks.
+fn two_instances() -> (Arc<Hub>, Arc<Hub>) {
     let bus = Arc::new(LocalBus::new(1024));
     let a = Hub::start(
         bus.clone(),
@@ -457,6 +457,12 @@ async fn presence_spans_instances_and_follows_status_and_last_socket() {
         None,
     );
     let b = Hub::start(bus, Arc::new(MemoryLog::default()), fast_presence(), None);
+    (a, b)
+}
+
+#[tokio::test]
+async fn presence_spans_instances_and_follows_status_and_last_socket() {
+    let (a, b) = two_instances();
     let (_, mut on_a) = join(&a, 1, 1).await;
     let (on_b, _queue) = join(&b, 1, 2).await;
     registered(&b, 1).await;
@@ -480,14 +486,7 @@ async fn presence_spans_instances_and_follows_status_and_last_socket() {
 
 #[tokio::test]
 async fn deactivation_closes_the_users_sockets_on_every_instance() {
-    let bus = Arc::new(LocalBus::new(1024));
-    let a = Hub::start(
-        bus.clone(),
-        Arc::new(MemoryLog::default()),
-        fast_presence(),
-        None,
-    );
-    let b = Hub::start(bus, Arc::new(MemoryLog::default()), fast_presence(), None);
+    let (a, b) = two_instances();
     let on_a = a.register(1, 5, Availability::Online).await;
     let on_b = b.register(1, 5, Availability::Online).await;
     let (_, _other) = join(&a, 1, 6).await;
