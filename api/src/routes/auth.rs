@@ -10,6 +10,7 @@ use persistence::repo::users;
 use persistence::{DbConnection, now};
 
 use crate::auth::{random_token, sha256_hex, verify_password};
+use crate::body::Json;
 use crate::db;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -95,7 +96,7 @@ fn issue_tokens(
 pub async fn login(
     state: web::Data<AppState>,
     request: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: Json<LoginRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let LoginRequest { email, password } = body.into_inner();
     let email = email.trim().to_lowercase();
@@ -163,7 +164,7 @@ enum Refresh {
 #[post("/v1/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let token_hash = sha256_hex(body.refresh_token.trim());
     let session_state = state.clone();
@@ -218,7 +219,7 @@ pub async fn refresh(
 #[post("/v1/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = sha256_hex(body.refresh_token.trim());
     db::write(&state.store, move |conn| {

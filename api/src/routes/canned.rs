@@ -12,6 +12,7 @@ use persistence::repo::canned;
 
 use super::inboxes::visible_inbox;
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 use crate::{db, paging};
@@ -87,7 +88,7 @@ pub async fn create_canned_response(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<CreateCannedResponse>,
+    body: Json<CreateCannedResponse>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut checks = Validator::new();
@@ -130,7 +131,7 @@ pub async fn update_canned_response(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<UpdateCannedResponse>,
+    body: Json<UpdateCannedResponse>,
 ) -> Result<web::Json<CannedResponse>, ApiError> {
     let body = body.into_inner();
     let mut checks = Validator::new();

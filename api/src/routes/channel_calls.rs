@@ -68,9 +68,7 @@ async fn authenticate<T: DeserializeOwned>(
     if !verify(&secret, body, header) {
         return Err(ApiError::Unauthenticated("the signature does not match"));
     }
-    let parsed = serde_json::from_slice(body)
-        .map_err(|error| ApiError::BadRequest(format!("invalid JSON body: {error}")))?;
-    Ok((channel, parsed))
+    Ok((channel, crate::body::parse_object(body)?))
 }
 
 /// Decodes, checks and stores the files inlined in an inbound message (unless it is a

@@ -9,6 +9,7 @@ use persistence::repo::{conversations, inboxes};
 
 use super::inboxes::visible_inbox;
 use crate::auth::{Caller, random_token};
+use crate::body::Json;
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 use crate::{db, paging};
@@ -67,7 +68,7 @@ pub async fn create_channel(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<CreateChannel>,
+    body: Json<CreateChannel>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let channel_type = ChannelType::from(body.channel_type);

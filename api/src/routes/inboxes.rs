@@ -13,6 +13,7 @@ use persistence::DbConnection;
 use persistence::repo::{inboxes, users};
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{db, paging};
@@ -76,7 +77,7 @@ pub async fn list_inboxes(
 pub async fn create_inbox(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateInbox>,
+    body: Json<CreateInbox>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.actor();
     policy::may_create_inbox(&actor)?;
@@ -166,7 +167,7 @@ pub async fn update_inbox(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<UpdateInbox>,
+    body: Json<UpdateInbox>,
 ) -> Result<web::Json<Inbox>, ApiError> {
     let body = body.into_inner();
     let mut checks = Validator::new();

@@ -6,6 +6,7 @@ use openapi::{Me, Membership, Problem, QueueRequest, StatusRequest, User};
 use persistence::repo::{inboxes, teams, users};
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::db;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -56,7 +57,7 @@ pub async fn set_queue_login(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<QueueRequest>,
+    body: Json<QueueRequest>,
 ) -> Result<web::Json<Membership>, ApiError> {
     let inbox_id = InboxId(path.into_inner());
     let logged_in = body.logged_in;
@@ -89,7 +90,7 @@ pub async fn set_queue_login(
 pub async fn set_status(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<StatusRequest>,
+    body: Json<StatusRequest>,
 ) -> Result<web::Json<User>, ApiError> {
     let StatusRequest { status, message } = body.into_inner();
     let message = match message.as_deref().map(str::trim) {

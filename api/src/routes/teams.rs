@@ -7,6 +7,7 @@ use persistence::DbConnection;
 use persistence::repo::{teams, users};
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 use crate::{db, paging};
@@ -62,7 +63,7 @@ pub async fn list_teams(
 pub async fn create_team(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateTeam>,
+    body: Json<CreateTeam>,
 ) -> Result<HttpResponse, ApiError> {
     policy::may_manage_teams(&caller.actor())?;
     let CreateTeam { name, member_ids } = body.into_inner();
@@ -131,7 +132,7 @@ pub async fn update_team(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<UpdateTeam>,
+    body: Json<UpdateTeam>,
 ) -> Result<web::Json<Team>, ApiError> {
     policy::may_manage_teams(&caller.actor())?;
     let name = body

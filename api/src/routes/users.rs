@@ -7,6 +7,7 @@ use openapi::{CreateUser, PageQuery, Problem, UpdateUser, User, UserPage};
 use persistence::repo::users::{self, NewUser, UserChanges};
 
 use crate::auth::{Caller, hash_password};
+use crate::body::Json;
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 use crate::{db, paging};
@@ -58,7 +59,7 @@ pub async fn list_users(
 pub async fn create_user(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateUser>,
+    body: Json<CreateUser>,
 ) -> Result<HttpResponse, ApiError> {
     policy::may_manage_users(&caller.actor())?;
     let body = body.into_inner();
@@ -132,7 +133,7 @@ pub async fn update_user(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<UpdateUser>,
+    body: Json<UpdateUser>,
 ) -> Result<web::Json<User>, ApiError> {
     policy::may_manage_users(&caller.actor())?;
     let body = body.into_inner();
