@@ -26,22 +26,27 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
 {
     let store = store.clone();
-    web::block(move || {
-        let mut failure = None;
-        let result = store.write(|conn| {
-            work(conn).map_err(|error| {
-                // Roll back, but keep the ApiError to answer with.
-                failure = Some(error);
-                persistence::StoreError::Database(diesel_rollback())
-            })
-        });
-        match (result, failure) {
-            (_, Some(error)) => Err(error),
-            (Ok(value), None) => Ok(value),
-            (Err(error), None) => Err(error.into()),
-        }
-    })
-    .await?
+    web::block(move || write_here(&store, work)).await?
+}
+
+/// [`write`] on the calling thread, for work already off the async workers.
+pub fn write_here<T>(
+    store: &Store,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut failure = None;
+    let result = store.write(|conn| {
+        work(conn).map_err(|error| {
+            // Roll back, but keep the ApiError to answer with.
+            failure = Some(error);
+            persistence::StoreError::Database(diesel_rollback())
+        })
+    });
+    match (result, failure) {
+        (_, Some(error)) => Err(error),
+        (Ok(value), None) => Ok(value),
+        (Err(error), None) => Err(error.into()),
+    }
 }
 
 fn diesel_rollback() -> persistence::diesel::result::Error {

@@ -51,6 +51,7 @@ use state::AppState;
         (name = "channels", description = "Numbers and accounts customers write to"),
         (name = "canned_responses", description = "Saved replies"),
         (name = "tags", description = "Conversation labels"),
+        (name = "contacts", description = "The customer directory: search, favorites, opt-outs, history, merge, CSV import and export"),
         (name = "conversations", description = "The shared inbox: conversations, messages, assignment"),
         (name = "surveys", description = "Customer satisfaction surveys (public, token-keyed)"),
         (name = "attachments", description = "Files sent with messages"),
@@ -117,6 +118,8 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
         (None, false) => store
             .read(|conn| settings::get_or_insert(conn, "jwt_secret", &auth::random_token(48)))?,
     };
+    // Databases from before contact search get their contacts' terms, once.
+    store.write(persistence::repo::contacts::backfill_terms)?;
     let generated_password = bootstrap::first_start(&store, &config)?;
     // The bus and the hub start tasks: prepare runs on the runtime's blocking pool.
     let (bus, reconnections): (Arc<dyn realtime::Bus>, _) = match &config.redis_url {

@@ -23,10 +23,13 @@ pub fn encode(parts: &[String]) -> String {
     URL_SAFE_NO_PAD.encode(parts.join("|"))
 }
 
+/// A cursor that is not one this server handed out.
+pub fn bad_cursor() -> ApiError {
+    ApiError::BadRequest("cursor is not valid; pass next_cursor as it was returned".to_string())
+}
+
 pub fn decode(cursor: &str) -> Result<Vec<String>, ApiError> {
-    let bad = || {
-        ApiError::BadRequest("cursor is not valid; pass next_cursor as it was returned".to_string())
-    };
+    let bad = bad_cursor;
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor.as_bytes())
         .map_err(|_| bad())?;

@@ -142,6 +142,12 @@ pub fn may_create_tag(actor: &Actor) -> Result<(), DomainError> {
     require(is_supervisor(actor))
 }
 
+/// Merging, deleting and importing contacts touch the whole team's directory and history:
+/// supervisors. Every user may look contacts up, add and edit them.
+pub fn may_curate_contacts(actor: &Actor) -> Result<(), DomainError> {
+    require(is_supervisor(actor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +281,11 @@ mod tests {
         assert!(may_manage_canned_responses(&actor(Role::Manager), &shared, true).is_ok());
         assert_eq!(
             may_create_tag(&actor(Role::Agent)),
+            Err(DomainError::Forbidden)
+        );
+        assert!(may_curate_contacts(&actor(Role::Manager)).is_ok());
+        assert_eq!(
+            may_curate_contacts(&actor(Role::Agent)),
             Err(DomainError::Forbidden)
         );
     }

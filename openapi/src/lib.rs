@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod common;
+pub mod contacts;
 pub mod conversations;
 pub mod enums;
 pub mod ops;
@@ -12,6 +13,7 @@ pub mod ops;
 pub use admin::*;
 pub use auth::*;
 pub use common::*;
+pub use contacts::*;
 pub use conversations::*;
 pub use enums::*;
 pub use ops::*;

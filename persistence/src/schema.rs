@@ -114,6 +114,27 @@ diesel::table! {
         opted_out_sms -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        sort_key -> Text,
+    }
+}
+
+diesel::table! {
+    contact_terms (org_id, term, contact_id) {
+        org_id -> BigInt,
+        term -> Text,
+        contact_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    contact_activity (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        contact_id -> BigInt,
+        action -> Text,
+        actor_id -> Nullable<BigInt>,
+        data -> Text,
+        at -> Timestamp,
     }
 }
 
@@ -369,6 +390,8 @@ diesel::joinable!(contact_phone_numbers -> organizations (org_id));
 diesel::joinable!(contact_phone_numbers -> contacts (contact_id));
 diesel::joinable!(contact_favorites -> users (user_id));
 diesel::joinable!(contact_favorites -> contacts (contact_id));
+diesel::joinable!(contact_terms -> contacts (contact_id));
+diesel::joinable!(contact_activity -> contacts (contact_id));
 diesel::joinable!(conversations -> organizations (org_id));
 diesel::joinable!(conversations -> inboxes (inbox_id));
 diesel::joinable!(conversations -> channels (channel_id));
@@ -426,6 +449,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     contacts,
     contact_phone_numbers,
     contact_favorites,
+    contact_terms,
+    contact_activity,
     conversations,
     messages,
     inbound_receipts,

@@ -3,16 +3,16 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use domain::{ContactId, ConversationId, InboxId, TeamId, UserId};
 use openapi::{
-    ActivityEntry, ActivityPage, AssignRequest, BulkAction, BulkFailure, BulkRequest, BulkResult,
-    CloseRequest, Conversation, ConversationCounts, ConversationPage, ConversationQuery,
-    CreateConversation, LinkContactRequest, Message, MessagePage, MessageQuery, MoveRequest,
-    PinRequest, Problem, SendMessage,
+    ActivityPage, AssignRequest, BulkAction, BulkFailure, BulkRequest, BulkResult, CloseRequest,
+    Conversation, ConversationCounts, ConversationPage, ConversationQuery, CreateConversation,
+    LinkContactRequest, Message, MessagePage, MessageQuery, MoveRequest, PinRequest, Problem,
+    SendMessage,
 };
 use persistence::repo::conversation_list::{self, AssigneeFilter, Filter, Position, Sort, Tab};
 use persistence::repo::{activity, messages, tags};
 
 use crate::auth::Caller;
-use crate::body::OptionalJson;
+use crate::body::{Json, OptionalJson};
 use crate::error::ApiError;
 use crate::service::events::{self, Logged, Outbox};
 use crate::service::idempotency::{self, Key};
@@ -272,7 +272,7 @@ pub async fn create_conversation(
     state: web::Data<AppState>,
     caller: Caller,
     request: HttpRequest,
-    body: web::Json<CreateConversation>,
+    body: Json<CreateConversation>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let key = Key::new(
@@ -332,7 +332,7 @@ pub async fn assign_conversation(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<AssignRequest>,
+    body: Json<AssignRequest>,
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let body = body.into_inner();
@@ -389,7 +389,7 @@ pub async fn move_conversation(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<MoveRequest>,
+    body: Json<MoveRequest>,
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id, target) = (
         caller.actor(),
@@ -534,7 +534,7 @@ pub async fn link_conversation_contact(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<LinkContactRequest>,
+    body: Json<LinkContactRequest>,
 ) -> Result<web::Json<Conversation>, ApiError> {
     let (actor, id, contact) = (
         caller.actor(),
@@ -560,7 +560,7 @@ pub async fn link_conversation_contact(
 pub async fn bulk_conversations(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<BulkRequest>,
+    body: Json<BulkRequest>,
 ) -> Result<web::Json<BulkResult>, ApiError> {
     let actor = caller.actor();
     domain::conversation::may_act_in_bulk(&actor)?;
@@ -664,7 +664,7 @@ pub async fn send_message(
     caller: Caller,
     request: HttpRequest,
     path: web::Path<i64>,
-    body: web::Json<SendMessage>,
+    body: Json<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let body = body.into_inner();
@@ -712,18 +712,5 @@ pub async fn list_conversation_activity(
         Ok(activity::page(conn, actor.org_id, id, after, limit)?)
     })
     .await?;
-    let next_cursor =
-        paging::next_id_cursor(page.has_more, page.items.last().map(|entry| entry.id));
-    let items = page
-        .items
-        .into_iter()
-        .map(|entry| ActivityEntry {
-            id: entry.id,
-            action: entry.action,
-            actor_id: entry.actor_id.map(UserId::get),
-            data: serde_json::from_str(&entry.data).unwrap_or(serde_json::Value::Null),
-            at: entry.at,
-        })
-        .collect();
-    Ok(web::Json(ActivityPage { items, next_cursor }))
+    Ok(web::Json(present::activity_page(page)))
 }

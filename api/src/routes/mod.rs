@@ -8,6 +8,7 @@ pub mod auth;
 pub mod canned;
 pub mod channel_calls;
 pub mod channels;
+pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
 pub mod me;
@@ -55,6 +56,19 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(canned::delete_canned_response)
         .service(tags::list_tags)
         .service(tags::create_tag)
+        .service(contacts::list_contacts)
+        .service(contacts::create_contact)
+        .service(contacts::export_contacts)
+        .service(contacts::import_contacts)
+        .service(contacts::get_contact)
+        .service(contacts::update_contact)
+        .service(contacts::delete_contact)
+        .service(contacts::favorite_contact)
+        .service(contacts::unfavorite_contact)
+        .service(contacts::set_contact_opt_out)
+        .service(contacts::list_contact_conversations)
+        .service(contacts::list_contact_activity)
+        .service(contacts::merge_contacts)
         .service(conversations::list_conversations)
         .service(conversations::count_conversations)
         .service(conversations::create_conversation)

@@ -95,6 +95,22 @@ impl Outbox {
         )
     }
 
+    /// `contact.updated` with `{contact}` (caller-neutral: no favorite flag), to the whole
+    /// organization.
+    pub fn contact(&mut self, org: OrgId, contact: &wire::Contact) -> Result<(), ApiError> {
+        #[derive(Serialize)]
+        struct Data<'a> {
+            contact: &'a wire::Contact,
+        }
+        self.append(
+            org,
+            EventType::ContactUpdated,
+            None,
+            None,
+            &Data { contact },
+        )
+    }
+
     /// Writes the buffered events to the log. Call it as the transaction's last step: it
     /// takes the organization's cursor, which stays locked until commit.
     pub fn flush(self, conn: &mut DbConnection) -> Result<Logged, ApiError> {

@@ -338,15 +338,18 @@ pub fn receive(
             None => None,
         };
         if let Some(opted_out) = opted_out.filter(|value| *value != contact.opted_out_sms) {
-            contacts::set_opted_out_sms(conn, contact.id, opted_out)?;
+            contacts::set_opted_out_sms(conn, org, contact.id, opted_out)?;
             contact.opted_out_sms = opted_out;
-            outbox.append(
+            let action = if opted_out { "opted_out" } else { "opted_in" };
+            contacts::record_activity(
+                conn,
                 org,
-                EventType::ContactUpdated,
+                contact.id,
+                action,
                 None,
-                None,
-                &serde_json::json!({"contact": present::contact(contact.clone(), false)}),
+                r#"{"channel":"sms","source":"keyword"}"#,
             )?;
+            outbox.contact(org, &present::contact(contact.clone(), false))?;
         }
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.

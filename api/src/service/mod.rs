@@ -3,6 +3,8 @@
 
 pub mod attachments;
 pub mod auto_assign;
+pub mod contacts;
+pub mod contacts_csv;
 pub mod conversations;
 pub mod events;
 pub mod idempotency;

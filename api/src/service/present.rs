@@ -30,6 +30,26 @@ pub fn contact(contact: Contact, favorite: bool) -> wire::Contact {
     }
 }
 
+/// A page of an activity trail (a conversation's or a contact's).
+pub fn activity_page(
+    page: persistence::repo::Page<persistence::repo::activity::Entry>,
+) -> wire::ActivityPage {
+    let next_cursor =
+        crate::paging::next_id_cursor(page.has_more, page.items.last().map(|entry| entry.id));
+    let items = page
+        .items
+        .into_iter()
+        .map(|entry| wire::ActivityEntry {
+            id: entry.id,
+            action: entry.action,
+            actor_id: entry.actor_id.map(UserId::get),
+            data: serde_json::from_str(&entry.data).unwrap_or(serde_json::Value::Null),
+            at: entry.at,
+        })
+        .collect();
+    wire::ActivityPage { items, next_cursor }
+}
+
 /// The per-caller parts of a conversation.
 #[derive(Default)]
 pub struct ViewerState {

@@ -114,8 +114,13 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// The visible, filtered conversations (no order, no phase).
+/// The visible, filtered conversations (no order, no phase); spam never.
 fn base(scope: &Scope, filter: &Filter) -> Boxed {
+    base_with(scope, filter, false)
+}
+
+/// [`base`], with spam kept when `with_spam` (a contact's history, for admins).
+fn base_with(scope: &Scope, filter: &Filter, with_spam: bool) -> Boxed {
     let me = scope.user.get();
     let full: Vec<i64> = scope.full.iter().map(|id| id.get()).collect();
     let partial: Vec<i64> = scope.partial.iter().map(|id| id.get()).collect();
@@ -123,7 +128,11 @@ fn base(scope: &Scope, filter: &Filter) -> Boxed {
     let mut query = c::table
         .into_boxed::<MultiBackend>()
         .filter(c::org_id.eq(filter.org.map_or(0, OrgId::get)))
-        .filter(c::spam.eq(false))
+        .filter(
+            c::spam
+                .eq(false)
+                .or(with_spam.into_sql::<diesel::sql_types::Bool>()),
+        )
         .filter(
             c::inbox_id.eq_any(full).or(c::inbox_id.eq_any(partial).and(
                 c::assignee_id
@@ -393,6 +402,50 @@ pub fn list(
         pins,
         next,
     })
+}
+
+/// Where a page of a contact's history ends: the last conversation's creation and id.
+pub type HistoryPosition = (NaiveDateTime, i64);
+
+/// A contact's history as the caller may see it: open, closed and archived together,
+/// newest first (by creation), keyset-paged after `after` (creation time and id); spam too
+/// when `with_spam`.
+pub fn history(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    org: OrgId,
+    contact: ContactId,
+    with_spam: bool,
+    after: Option<HistoryPosition>,
+    limit: i64,
+) -> Result<(Vec<Conversation>, Option<HistoryPosition>), StoreError> {
+    let filter = Filter {
+        org: Some(org),
+        contact_id: Some(contact),
+        ..Filter::default()
+    };
+    let mut query = base_with(scope, &filter, with_spam);
+    if let Some((at, id)) = after {
+        query = query
+            .filter(c::created_at.le(at))
+            .filter(c::created_at.lt(at).or(c::id.lt(id)));
+    }
+    let found = to_conversations(
+        query
+            .order((c::created_at.desc(), c::id.desc()))
+            .limit(limit + 1)
+            .select(COLUMNS)
+            .load::<ConversationRow>(conn)?,
+    )?;
+    let page = super::Page::from_overfetch(found, limit);
+    let next = if page.has_more {
+        page.items
+            .last()
+            .map(|item| (item.created_at.naive_utc(), item.id.get()))
+    } else {
+        None
+    };
+    Ok((page.items, next))
 }
 
 /// The counts behind the tabs and filters, with the same visibility and filters as the list.

@@ -252,6 +252,23 @@ pub fn lock(
     Ok(row.map(to_conversation).transpose()?.map(Locked))
 }
 
+/// Every conversation of the organization's contact, locked as [`lock`] locks one (a
+/// contact merge moves them all), in id order.
+pub fn lock_of_contact(
+    conn: &mut DbConnection,
+    org: OrgId,
+    contact: ContactId,
+) -> Result<Vec<Locked>, StoreError> {
+    let query = c::table
+        .filter(c::contact_id.eq(contact.get()).and(c::org_id.eq(org.get())))
+        .order(c::id)
+        .select(COLUMNS);
+    let rows: Vec<ConversationRow> = all_locked!(conn, query)?;
+    rows.into_iter()
+        .map(|row| to_conversation(row).map(Locked))
+        .collect()
+}
+
 pub fn set_assignment(
     conn: &mut DbConnection,
     locked: &mut Locked,

@@ -14,6 +14,16 @@ macro_rules! first_locked {
     };
 }
 
+/// Every row of `$query`, locked like [`first_locked!`] does one.
+macro_rules! all_locked {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            $crate::DbConnection::Postgresql(pg) => $query.for_no_key_update().load(pg),
+            $crate::DbConnection::Sqlite(lite) => $query.load(lite),
+        }
+    };
+}
+
 pub mod activity;
 pub mod attachments;
 pub mod audience;
@@ -72,6 +82,33 @@ pub(crate) fn same_org(one: domain::OrgId, other: domain::OrgId) -> Result<(), S
         Ok(())
     } else {
         Err(StoreError::Domain(domain::DomainError::NotFound))
+    }
+}
+
+/// Runs `work` in a savepoint: when it fails, what it wrote is undone and the caller's
+/// transaction goes on (on PostgreSQL a failed statement would otherwise abort it). One
+/// row of an import that is refused must not take the rows around it along.
+pub fn savepoint<T, E>(
+    conn: &mut crate::DbConnection,
+    work: impl FnOnce(&mut crate::DbConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    use diesel::Connection;
+    enum Failed<E> {
+        Work(E),
+        Database(diesel::result::Error),
+    }
+    impl<E> From<diesel::result::Error> for Failed<E> {
+        fn from(error: diesel::result::Error) -> Self {
+            Failed::Database(error)
+        }
+    }
+    match conn.transaction(|conn| work(conn).map_err(Failed::Work)) {
+        Ok(value) => Ok(value),
+        Err(Failed::Work(error)) => Err(error),
+        Err(Failed::Database(error)) => Err(StoreError::from(error).into()),
     }
 }
 
