@@ -841,6 +841,11 @@ async fn malformed_bodies_get_problem_documents(app: TestApp) {
     send_raw(&app, Method::POST, login, None, json_type, "")
         .await
         .expect_problem(400, "bad_request");
+    // An array is not the object the contract names, even where serde would take it.
+    let as_array = json!([ADMIN_EMAIL, PASSWORD]).to_string();
+    send_raw(&app, Method::POST, login, None, json_type, as_array)
+        .await
+        .expect_problem(400, "bad_request");
     // A field the endpoint does not know.
     app.send(
         Method::POST,
