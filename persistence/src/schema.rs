@@ -194,6 +194,7 @@ diesel::table! {
         filename -> Text,
         storage_key -> Text,
         created_at -> Timestamp,
+        chat_message_id -> Nullable<BigInt>,
     }
 }
 
@@ -340,6 +341,7 @@ diesel::table! {
     chat_members (chat_id, user_id) {
         chat_id -> BigInt,
         user_id -> BigInt,
+        last_read_message_id -> Nullable<BigInt>,
     }
 }
 
@@ -383,6 +385,7 @@ diesel::joinable!(inbound_receipts -> messages (message_id));
 diesel::joinable!(attachments -> organizations (org_id));
 diesel::joinable!(attachments -> users (uploader_id));
 diesel::joinable!(attachments -> messages (message_id));
+diesel::joinable!(attachments -> chat_messages (chat_message_id));
 diesel::joinable!(message_reactions -> messages (message_id));
 diesel::joinable!(message_reactions -> users (user_id));
 diesel::joinable!(message_reactions -> contacts (contact_id));

@@ -18,6 +18,7 @@ pub mod activity;
 pub mod attachments;
 pub mod audience;
 pub mod canned;
+pub mod chats;
 pub mod channels;
 pub mod contacts;
 pub mod conversation_list;
