@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod chats;
 pub mod common;
 pub mod conversations;
 pub mod enums;
@@ -11,6 +12,7 @@ pub mod ops;
 
 pub use admin::*;
 pub use auth::*;
+pub use chats::*;
 pub use common::*;
 pub use conversations::*;
 pub use enums::*;

@@ -3,6 +3,7 @@
 
 pub mod attachments;
 pub mod auto_assign;
+pub mod chats;
 pub mod conversations;
 pub mod events;
 pub mod idempotency;
