@@ -64,4 +64,3 @@ pub struct SendChatMessage {
     #[serde(default)]
     pub attachment_ids: Vec<i64>,
 }
-

@@ -2,12 +2,12 @@
 //! Members only: anyone else gets 404, as if the chat did not exist.
 
 use actix_web::{HttpResponse, get, post, web};
-use chrono::NaiveDateTime;
 use domain::ChatId;
 use openapi::{
     Chat, ChatMessage, ChatMessagePage, ChatPage, CreateChat, MessageQuery, PageQuery, Problem,
     SendChatMessage,
 };
+use persistence::repo::chats::Position;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -16,14 +16,11 @@ use crate::state::AppState;
 use crate::{db, paging};
 
 /// A list position as an opaque cursor: the last chat's activity time and id.
-fn encode_position((at, id): (NaiveDateTime, i64)) -> String {
-    paging::encode(&[
-        at.and_utc().timestamp_micros().to_string(),
-        id.to_string(),
-    ])
+fn encode_position((at, id): Position) -> String {
+    paging::encode(&[at.and_utc().timestamp_micros().to_string(), id.to_string()])
 }
 
-fn decode_position(cursor: &str) -> Result<(NaiveDateTime, i64), ApiError> {
+fn decode_position(cursor: &str) -> Result<Position, ApiError> {
     let bad =
         || ApiError::BadRequest("cursor is not valid; pass next_cursor as it was returned".into());
     match paging::decode(cursor)?.as_slice() {
@@ -44,7 +41,7 @@ fn decode_position(cursor: &str) -> Result<(NaiveDateTime, i64), ApiError> {
     operation_id = "list_chats",
     security(("bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = ChatPage), (status = 400, description = "`bad_request`: a bad `limit` or `cursor`", body = Problem), (status = 401, body = Problem))
+    responses((status = 200, description = "A page of the caller's chats", body = ChatPage), (status = 400, description = "`bad_request`: a bad `limit` or `cursor`", body = Problem), (status = 401, description = "`unauthenticated` or `account_disabled`", body = Problem))
 )]
 #[get("/v1/chats")]
 pub async fn list_chats(
@@ -55,8 +52,10 @@ pub async fn list_chats(
     let limit = paging::limit(query.limit)?;
     let after = query.cursor.as_deref().map(decode_position).transpose()?;
     let actor = caller.actor();
-    let (items, next) =
-        db::read(&state.store, move |conn| chats::list(conn, &actor, after, limit)).await?;
+    let (items, next) = db::read(&state.store, move |conn| {
+        chats::list(conn, &actor, after, limit)
+    })
+    .await?;
     Ok(web::Json(ChatPage {
         items,
         next_cursor: next.map(encode_position),
@@ -74,8 +73,8 @@ pub async fn list_chats(
         (status = 201, description = "Created", body = Chat),
         (status = 200, description = "The direct chat these two people already share", body = Chat),
         (status = 400, description = "`bad_request`: a body that does not parse", body = Problem),
-        (status = 401, body = Problem),
-        (status = 422, description = "`validation_failed`: `member_ids` names no other person, someone twice for a direct chat, more than 100 people, or someone who is not an active user of the organization; `name` missing for a team chat or given for a direct one", body = Problem),
+        (status = 401, description = "`unauthenticated` or `account_disabled`", body = Problem),
+        (status = 422, description = "`validation_failed`: `member_ids` names nobody besides the caller, more than one other person for a direct chat, more than 100 people in all, or someone who is not an active user of the caller's organization; `name` missing or too long for a team chat, or given for a direct one", body = Problem),
     )
 )]
 #[post("/v1/chats")]
@@ -99,7 +98,7 @@ pub async fn create_chat(
     operation_id = "get_chat",
     security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, body = Chat), (status = 401, body = Problem), (status = 404, description = "Unknown, another organization's, or a chat the caller is not in", body = Problem))
+    responses((status = 200, description = "The chat", body = Chat), (status = 401, description = "`unauthenticated` or `account_disabled`", body = Problem), (status = 404, description = "`not_found`: unknown, another organization's, or a chat the caller is not in", body = Problem))
 )]
 #[get("/v1/chats/{id}")]
 pub async fn get_chat(
@@ -118,7 +117,7 @@ pub async fn get_chat(
     operation_id = "list_chat_messages",
     security(("bearer" = [])),
     params(("id" = i64, Path), MessageQuery),
-    responses((status = 200, body = ChatMessagePage), (status = 400, description = "`bad_request`: a bad `limit` or `before`", body = Problem), (status = 401, body = Problem), (status = 404, body = Problem))
+    responses((status = 200, description = "A page of messages, newest first", body = ChatMessagePage), (status = 400, description = "`bad_request`: a bad `limit` or `before`", body = Problem), (status = 401, description = "`unauthenticated` or `account_disabled`", body = Problem), (status = 404, description = "`not_found`: unknown, another organization's, or a chat the caller is not in", body = Problem))
 )]
 #[get("/v1/chats/{id}/messages")]
 pub async fn list_chat_messages(
@@ -150,10 +149,10 @@ pub async fn list_chat_messages(
     params(("id" = i64, Path)),
     request_body = SendChatMessage,
     responses(
-        (status = 201, body = ChatMessage),
+        (status = 201, description = "Sent", body = ChatMessage),
         (status = 400, description = "`bad_request`: a body that does not parse", body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, body = Problem),
+        (status = 401, description = "`unauthenticated` or `account_disabled`", body = Problem),
+        (status = 404, description = "`not_found`: unknown, another organization's, or a chat the caller is not in", body = Problem),
         (status = 422, description = "`validation_failed`: an empty `body` without files, a too long one, or `attachment_ids` naming something other than the caller's own unsent uploads", body = Problem),
     )
 )]
@@ -164,11 +163,7 @@ pub async fn send_chat_message(
     path: web::Path<i64>,
     body: web::Json<SendChatMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let (actor, id, body) = (
-        caller.actor(),
-        ChatId(path.into_inner()),
-        body.into_inner(),
-    );
+    let (actor, id, body) = (caller.actor(), ChatId(path.into_inner()), body.into_inner());
     let sent: ChatMessage = events::write(&state, move |conn, outbox| {
         chats::send(conn, &actor, id, body, outbox)
     })
@@ -182,7 +177,7 @@ pub async fn send_chat_message(
     operation_id = "read_chat",
     security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 204, description = "Read"), (status = 401, body = Problem), (status = 404, body = Problem))
+    responses((status = 204, description = "Read"), (status = 401, description = "`unauthenticated` or `account_disabled`", body = Problem), (status = 404, description = "`not_found`: unknown, another organization's, or a chat the caller is not in", body = Problem))
 )]
 #[post("/v1/chats/{id}/read")]
 pub async fn read_chat(

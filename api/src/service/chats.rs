@@ -1,11 +1,10 @@
 //! Internal chats: starting one, writing and reading in it, and showing chats to a member
 //! (last message and unread count loaded per page, never per chat).
 
-use chrono::NaiveDateTime;
 use domain::{Actor, ChatId, ChatKind, DomainError, User, UserId};
 use openapi as wire;
 use persistence::DbConnection;
-use persistence::repo::chats::{self, Chat, ChatMessage, Membership};
+use persistence::repo::chats::{self, Chat, ChatMessage, Membership, Position};
 use persistence::repo::{Page, attachments, users};
 
 use super::attachments::{self as uploads, present as attachment};
@@ -71,9 +70,9 @@ pub fn create(
 pub fn list(
     conn: &mut DbConnection,
     actor: &Actor,
-    after: Option<(NaiveDateTime, i64)>,
+    after: Option<Position>,
     limit: i64,
-) -> Result<(Vec<wire::Chat>, Option<(NaiveDateTime, i64)>), ApiError> {
+) -> Result<(Vec<wire::Chat>, Option<Position>), ApiError> {
     let page = chats::list_for_member(conn, actor.org_id, actor.user_id, after, limit)?;
     let next = if page.has_more {
         page.items
@@ -108,8 +107,7 @@ pub fn send(
     uploads::claim(conn, actor, &request.attachment_ids, None)?;
     let body = messaging::checked_body(&request.body, !request.attachment_ids.is_empty())?;
     let message = chats::insert_message(conn, &membership, &body)?;
-    let attached =
-        attachments::attach_to_chat_message(conn, &request.attachment_ids, message.id)?;
+    let attached = attachments::attach_to_chat_message(conn, &request.attachment_ids, message.id)?;
     if attached != request.attachment_ids.len() {
         // Claimed a moment ago in this transaction: another send took one meanwhile.
         return Err(
@@ -202,4 +200,3 @@ fn messages(
         })
         .collect())
 }
-

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use diesel::dsl;
 use diesel::prelude::*;
 use domain::{ChatMessageId, MessageId, OrgId, UserId};
 
@@ -161,18 +162,19 @@ pub fn attach_to_chat_message(
         .execute(conn)?)
 }
 
+/// The query [`unattached`] builds.
+type Unattached<'a> = dsl::Filter<
+    a::table,
+    dsl::And<
+        dsl::And<dsl::EqAny<a::id, &'a [i64]>, dsl::IsNull<a::message_id>>,
+        dsl::IsNull<a::chat_message_id>,
+    >,
+>;
+
 /// The uploads among `ids` that no message carries yet. Decided by the update itself: of two
 /// sends racing for one upload, the second finds it taken (PostgreSQL re-checks the row
 /// once the first commits) and attaches nothing.
-fn unattached(
-    ids: &[i64],
-) -> diesel::dsl::Filter<
-    a::table,
-    diesel::dsl::And<
-        diesel::dsl::And<diesel::dsl::EqAny<a::id, &[i64]>, diesel::dsl::IsNull<a::message_id>>,
-        diesel::dsl::IsNull<a::chat_message_id>,
-    >,
-> {
+fn unattached(ids: &[i64]) -> Unattached<'_> {
     a::table.filter(
         a::id
             .eq_any(ids)

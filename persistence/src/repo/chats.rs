@@ -222,16 +222,8 @@ pub fn direct(
     if let Some(chat) = find_direct(conn, org, &key)? {
         return Ok((chat, false));
     }
-    let created = conn.transaction(|conn| {
-        insert(
-            conn,
-            org,
-            ChatKind::Direct,
-            None,
-            Some(&key),
-            &[one, other],
-        )
-    });
+    let created = conn
+        .transaction(|conn| insert(conn, org, ChatKind::Direct, None, Some(&key), &[one, other]));
     match created {
         Ok(chat) => Ok((chat, true)),
         Err(StoreError::Conflict(_)) => find_direct(conn, org, &key)?
@@ -251,6 +243,9 @@ pub fn team(
     insert(conn, org, ChatKind::Team, Some(name), None, people)
 }
 
+/// A place in a member's chat list: the last activity time, then the chat id.
+pub type Position = (NaiveDateTime, i64);
+
 /// A chat of the member's list with its place in it: last activity, then id.
 pub struct Listed {
     pub chat: Chat,
@@ -264,7 +259,7 @@ pub fn list_for_member(
     conn: &mut DbConnection,
     org: OrgId,
     user: UserId,
-    after: Option<(NaiveDateTime, i64)>,
+    after: Option<Position>,
     limit: i64,
 ) -> Result<Page<Listed>, StoreError> {
     // The newest message of the outer chat by id (the `(chat_id, id)` index, one row).
