@@ -54,6 +54,7 @@ use state::AppState;
         (name = "contacts", description = "The customer directory: search, favorites, opt-outs, history, merge, CSV import and export"),
         (name = "conversations", description = "The shared inbox: conversations, messages, assignment"),
         (name = "surveys", description = "Customer satisfaction surveys (public, token-keyed)"),
+        (name = "chats", description = "Internal chats between colleagues: direct and team chats"),
         (name = "attachments", description = "Files sent with messages"),
         (name = "realtime", description = "WebSocket push and event replay"),
         (name = "operations", description = "Health, readiness, metrics"),

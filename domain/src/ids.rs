@@ -30,4 +30,6 @@ id_type!(
     MessageId,
     TagId,
     CannedResponseId,
+    ChatId,
+    ChatMessageId,
 );

@@ -2,6 +2,7 @@
 //! validated. Every rule of API.md lives here once; the api and realtime crates call it.
 
 pub mod attachments;
+pub mod chats;
 pub mod contacts;
 pub mod conversation;
 pub mod error;

@@ -55,6 +55,10 @@ wire_enum!(
 wire_enum!(
     UserStatus { Online = "online", Away = "away", Offline = "offline" }
 );
+wire_enum!(
+    /// An internal chat: `direct` between two people, or a named `team` group.
+    ChatKind { Direct = "direct", Team = "team" }
+);
 
 impl ChannelType {
     /// Whether the channel's address is a phone number (E.164).

@@ -45,3 +45,7 @@ wire_enum!(
 wire_enum!(
     UserStatus => domain::UserStatus { Online, Away, Offline }
 );
+wire_enum!(
+    /// `direct`: two people (the same pair always shares one chat); `team`: a named group.
+    ChatKind => domain::ChatKind { Direct, Team }
+);

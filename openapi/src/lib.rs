@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod chats;
 pub mod common;
 pub mod contacts;
 pub mod conversations;
@@ -12,6 +13,7 @@ pub mod ops;
 
 pub use admin::*;
 pub use auth::*;
+pub use chats::*;
 pub use common::*;
 pub use contacts::*;
 pub use conversations::*;

@@ -215,6 +215,7 @@ diesel::table! {
         filename -> Text,
         storage_key -> Text,
         created_at -> Timestamp,
+        chat_message_id -> Nullable<BigInt>,
     }
 }
 
@@ -361,6 +362,7 @@ diesel::table! {
     chat_members (chat_id, user_id) {
         chat_id -> BigInt,
         user_id -> BigInt,
+        last_read_message_id -> Nullable<BigInt>,
     }
 }
 
@@ -406,6 +408,7 @@ diesel::joinable!(inbound_receipts -> messages (message_id));
 diesel::joinable!(attachments -> organizations (org_id));
 diesel::joinable!(attachments -> users (uploader_id));
 diesel::joinable!(attachments -> messages (message_id));
+diesel::joinable!(attachments -> chat_messages (chat_message_id));
 diesel::joinable!(message_reactions -> messages (message_id));
 diesel::joinable!(message_reactions -> users (user_id));
 diesel::joinable!(message_reactions -> contacts (contact_id));

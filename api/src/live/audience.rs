@@ -1,16 +1,17 @@
 //! Who receives an event: one function for the live fan-out, the WebSocket `resume` and
 //! `GET /v1/events`, deciding a whole page of events at once. It applies the REST list's
 //! rules (`domain::conversation::{inbox_scope, scope_admits}`) to the conversation as the
-//! event describes it, plus two of its own: the previous assignee hears the
-//! `conversation.assigned` that takes a conversation from them, and a deactivated user hears
-//! nothing. The facts (users, inboxes, inbox memberships, teams, conversations) are loaded
-//! once per page: at most five queries, whatever the number of events or users.
+//! event describes it, plus three of its own: the previous assignee hears the
+//! `conversation.assigned` that takes a conversation from them, a chat's events reach its
+//! members only, and a deactivated user hears nothing. The facts (users, inboxes, inbox
+//! memberships, teams, conversations, chat memberships) are loaded once per page: at most six
+//! queries, whatever the number of events or users.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use domain::conversation::{inbox_scope, scope_admits};
-use domain::{ConversationId, Inbox, InboxId, OrgId, TeamId, User, UserId};
+use domain::{ChatId, ConversationId, Inbox, InboxId, OrgId, TeamId, User, UserId};
 use persistence::repo::{audience, conversations, events, inboxes, users};
 use persistence::{DbConnection, Store};
 use realtime::{Audience, BusEvent, EventType};
@@ -31,20 +32,30 @@ struct ConversationFacts {
 struct Payload {
     conversation: Option<ConversationFacts>,
     previous_assignee_id: Option<i64>,
+    chat_id: Option<i64>,
 }
 
-/// What an event says about its conversation.
+/// What an event says about its conversation, or its chat.
 struct Described {
     facts: Option<ConversationFacts>,
     previous_assignee: Option<i64>,
+    chat: Option<i64>,
 }
 
 fn describe(event: &BusEvent) -> Described {
     let payload: Option<Payload> = serde_json::from_str(&event.payload).ok();
     Described {
         facts: payload.as_ref().and_then(|payload| payload.conversation),
-        previous_assignee: payload.and_then(|payload| payload.previous_assignee_id),
+        previous_assignee: payload
+            .as_ref()
+            .and_then(|payload| payload.previous_assignee_id),
+        chat: payload.and_then(|payload| payload.chat_id),
     }
+}
+
+/// Events of an internal chat: its members' business only, never the organization's.
+fn is_chat_event(event_type: EventType) -> bool {
+    matches!(event_type, EventType::ChatMessageCreated)
 }
 
 /// Decides, for each event (all of organization `org`), which of `users` may receive it.
@@ -97,6 +108,24 @@ pub fn decide(
             })
             .collect()
     };
+    // Chat events go to the chat's members: one query for every chat of the page.
+    let chats: Vec<ChatId> = events
+        .iter()
+        .zip(&described)
+        .filter(|(event, _)| is_chat_event(event.event_type))
+        .filter_map(|(_, described)| described.chat.map(ChatId))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let chat_members: HashSet<(i64, i64)> = if chats.is_empty() {
+        HashSet::new()
+    } else {
+        let people_ids: Vec<UserId> = people.iter().map(|person| person.id).collect();
+        audience::chat_memberships(conn, org, &chats, &people_ids)?
+            .into_iter()
+            .map(|(chat, user)| (chat.get(), user.get()))
+            .collect()
+    };
     let any_conversation = events.iter().any(|event| event.conversation_id.is_some());
     let (org_inboxes, members, teams) = if any_conversation {
         let org_inboxes: HashMap<i64, Inbox> = inboxes::list_all(conn, org)?
@@ -122,6 +151,17 @@ pub fn decide(
         .iter()
         .zip(&described)
         .map(|(event, described)| {
+            if is_chat_event(event.event_type) {
+                // Without a chat it names, an event of a chat reaches nobody.
+                let Some(chat) = described.chat else {
+                    return Vec::new();
+                };
+                return people
+                    .iter()
+                    .filter(|person| chat_members.contains(&(chat, person.id.get())))
+                    .map(|person| person.id.get())
+                    .collect();
+            }
             let Some(conversation) = event.conversation_id else {
                 // Contacts and the like are the whole organization's: its active users.
                 return people.iter().map(|person| person.id.get()).collect();

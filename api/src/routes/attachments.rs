@@ -1,4 +1,4 @@
-//! Attachments: upload before sending, download like the conversation they belong to.
+//! Attachments: upload before sending, download like the conversation or chat they belong to.
 
 use actix_multipart::Multipart;
 use actix_web::http::header::{
@@ -83,7 +83,8 @@ pub async fn upload_attachment(
     Ok(HttpResponse::Created().json(attachments::present(&stored)))
 }
 
-/// The file's bytes, for whoever may see the conversation it was sent in (or its uploader).
+/// The file's bytes, for whoever may see the conversation it was sent in, the members of the
+/// chat it was sent in, or (before it is sent) its uploader.
 #[utoipa::path(
     tag = "attachments",
     operation_id = "download_attachment",

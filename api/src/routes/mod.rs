@@ -8,6 +8,7 @@ pub mod auth;
 pub mod canned;
 pub mod channel_calls;
 pub mod channels;
+pub mod chats;
 pub mod contacts;
 pub mod conversations;
 pub mod inboxes;
@@ -94,6 +95,12 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(surveys::send_survey)
         .service(surveys::get_public_survey)
         .service(surveys::answer_public_survey)
+        .service(chats::list_chats)
+        .service(chats::create_chat)
+        .service(chats::get_chat)
+        .service(chats::list_chat_messages)
+        .service(chats::send_chat_message)
+        .service(chats::read_chat)
         .service(crate::live::connect_websocket)
         .service(crate::live::list_events)
         .service(crate::live::get_presence)

@@ -5,7 +5,7 @@ use domain::{Actor, ChannelType, DomainError, MessageId, OrgId, UserId};
 use openapi as wire;
 use persistence::DbConnection;
 use persistence::repo::attachments::{self, Attachment, NewAttachment};
-use persistence::repo::messages;
+use persistence::repo::{chats, messages};
 
 use super::visibility::visible;
 use crate::error::ApiError;
@@ -80,7 +80,7 @@ pub fn claim(
         let usable = found
             .iter()
             .find(|item| item.id == *id)
-            .filter(|item| item.uploader_id == Some(actor.user_id) && item.message_id.is_none());
+            .filter(|item| item.uploader_id == Some(actor.user_id) && !item.is_attached());
         let Some(item) = usable else {
             return Err(DomainError::invalid(
                 "attachment_ids",
@@ -96,18 +96,23 @@ pub fn claim(
     Ok(found)
 }
 
-/// The attachment if the caller may read it: the uploader, or anyone who may see the
-/// conversation it was sent in.
+/// The attachment if the caller may read it: anyone who may see the conversation it was
+/// sent in, the members of the chat it was sent in, or, before it is sent, its uploader.
 pub fn readable(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Attachment, ApiError> {
     let item = attachments::get(conn, actor.org_id, id)?.ok_or_else(ApiError::not_found)?;
-    match item.message_id {
-        Some(message) => {
+    match (item.message_id, item.chat_message_id) {
+        (Some(message), _) => {
             let message =
                 messages::get(conn, actor.org_id, message)?.ok_or_else(ApiError::not_found)?;
             visible(conn, actor, message.conversation_id)?;
         }
-        None if item.uploader_id == Some(actor.user_id) => {}
-        None => return Err(ApiError::not_found()),
+        (None, Some(message)) => {
+            let message =
+                chats::get_message(conn, actor.org_id, message)?.ok_or_else(ApiError::not_found)?;
+            super::chats::membership(conn, actor, message.chat_id)?;
+        }
+        (None, None) if item.uploader_id == Some(actor.user_id) => {}
+        (None, None) => return Err(ApiError::not_found()),
     }
     Ok(item)
 }

@@ -111,6 +111,30 @@ impl Outbox {
         )
     }
 
+    /// `chat.message.created` with `{chat_id, message}`. It names no inbox or conversation:
+    /// the audience reads `chat_id` and sends it to the chat's members only.
+    pub fn chat_message(
+        &mut self,
+        org: OrgId,
+        message: &wire::ChatMessage,
+    ) -> Result<(), ApiError> {
+        #[derive(Serialize)]
+        struct Data<'a> {
+            chat_id: i64,
+            message: &'a wire::ChatMessage,
+        }
+        self.append(
+            org,
+            EventType::ChatMessageCreated,
+            None,
+            None,
+            &Data {
+                chat_id: message.chat_id,
+                message,
+            },
+        )
+    }
+
     /// Writes the buffered events to the log. Call it as the transaction's last step: it
     /// takes the organization's cursor, which stays locked until commit.
     pub fn flush(self, conn: &mut DbConnection) -> Result<Logged, ApiError> {

@@ -50,8 +50,9 @@ pub(crate) struct Draft<'a> {
     pub attachment_ids: &'a [i64],
 }
 
-/// The body of a message: required, unless files go with it (an MMS may be a picture).
-fn checked_body(body: &str, with_files: bool) -> Result<String, ApiError> {
+/// The body of a message (a conversation's or a chat's): required, unless files go with it
+/// (an MMS may be a picture).
+pub(crate) fn checked_body(body: &str, with_files: bool) -> Result<String, ApiError> {
     if with_files && body.trim().is_empty() {
         return Ok(String::new());
     }

@@ -3,6 +3,7 @@
 
 pub mod attachments;
 pub mod auto_assign;
+pub mod chats;
 pub mod contacts;
 pub mod contacts_csv;
 pub mod conversations;

@@ -1,10 +1,11 @@
 //! Attachments: uploaded files (bytes on disk under a random key), later attached to one
-//! message.
+//! message: a conversation's or an internal chat's, never both.
 
 use std::collections::HashMap;
 
+use diesel::dsl;
 use diesel::prelude::*;
-use domain::{MessageId, OrgId, UserId};
+use domain::{ChatMessageId, MessageId, OrgId, UserId};
 
 use crate::schema::attachments as a;
 use crate::{DbConnection, StoreError, now, to_db};
@@ -15,6 +16,7 @@ pub struct Attachment {
     pub org_id: OrgId,
     pub uploader_id: Option<UserId>,
     pub message_id: Option<MessageId>,
+    pub chat_message_id: Option<ChatMessageId>,
     pub content_type: String,
     pub size: i64,
     pub filename: String,
@@ -22,9 +24,17 @@ pub struct Attachment {
     pub storage_key: String,
 }
 
+impl Attachment {
+    /// Sent with a message already (a conversation's or a chat's).
+    pub fn is_attached(&self) -> bool {
+        self.message_id.is_some() || self.chat_message_id.is_some()
+    }
+}
+
 type Row = (
     i64,
     i64,
+    Option<i64>,
     Option<i64>,
     Option<i64>,
     String,
@@ -38,6 +48,7 @@ const COLUMNS: (
     a::org_id,
     a::uploader_id,
     a::message_id,
+    a::chat_message_id,
     a::content_type,
     a::size,
     a::filename,
@@ -47,6 +58,7 @@ const COLUMNS: (
     a::org_id,
     a::uploader_id,
     a::message_id,
+    a::chat_message_id,
     a::content_type,
     a::size,
     a::filename,
@@ -54,13 +66,24 @@ const COLUMNS: (
 );
 
 fn to_attachment(
-    (id, org_id, uploader_id, message_id, content_type, size, filename, storage_key): Row,
+    (
+        id,
+        org_id,
+        uploader_id,
+        message_id,
+        chat_message_id,
+        content_type,
+        size,
+        filename,
+        storage_key,
+    ): Row,
 ) -> Attachment {
     Attachment {
         id,
         org_id: OrgId(org_id),
         uploader_id: uploader_id.map(UserId),
         message_id: message_id.map(MessageId),
+        chat_message_id: chat_message_id.map(ChatMessageId),
         content_type,
         size,
         filename,
@@ -123,10 +146,40 @@ pub fn attach(
     ids: &[i64],
     message: MessageId,
 ) -> Result<usize, StoreError> {
-    Ok(
-        diesel::update(a::table.filter(a::id.eq_any(ids).and(a::message_id.is_null())))
-            .set(a::message_id.eq(Some(message.get())))
-            .execute(conn)?,
+    Ok(diesel::update(unattached(ids))
+        .set(a::message_id.eq(Some(message.get())))
+        .execute(conn)?)
+}
+
+/// Attaches uploads to a chat message; only those still unattached (one message each).
+pub fn attach_to_chat_message(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    message: ChatMessageId,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(unattached(ids))
+        .set(a::chat_message_id.eq(Some(message.get())))
+        .execute(conn)?)
+}
+
+/// The query [`unattached`] builds.
+type Unattached<'a> = dsl::Filter<
+    a::table,
+    dsl::And<
+        dsl::And<dsl::EqAny<a::id, &'a [i64]>, dsl::IsNull<a::message_id>>,
+        dsl::IsNull<a::chat_message_id>,
+    >,
+>;
+
+/// The uploads among `ids` that no message carries yet. Decided by the update itself: of two
+/// sends racing for one upload, the second finds it taken (PostgreSQL re-checks the row
+/// once the first commits) and attaches nothing.
+fn unattached(ids: &[i64]) -> Unattached<'_> {
+    a::table.filter(
+        a::id
+            .eq_any(ids)
+            .and(a::message_id.is_null())
+            .and(a::chat_message_id.is_null()),
     )
 }
 
@@ -144,6 +197,29 @@ pub fn of_messages(
     let mut by_message: HashMap<MessageId, Vec<Attachment>> = HashMap::new();
     for attachment in rows.into_iter().map(to_attachment) {
         if let Some(message) = attachment.message_id {
+            by_message.entry(message).or_default().push(attachment);
+        }
+    }
+    Ok(by_message)
+}
+
+/// The attachments of a page of chat messages, in upload order.
+pub fn of_chat_messages(
+    conn: &mut DbConnection,
+    messages: &[ChatMessageId],
+) -> Result<HashMap<ChatMessageId, Vec<Attachment>>, StoreError> {
+    if messages.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<i64> = messages.iter().map(|id| id.get()).collect();
+    let rows: Vec<Row> = a::table
+        .filter(a::chat_message_id.eq_any(ids))
+        .order(a::id)
+        .select(COLUMNS)
+        .load(conn)?;
+    let mut by_message: HashMap<ChatMessageId, Vec<Attachment>> = HashMap::new();
+    for attachment in rows.into_iter().map(to_attachment) {
+        if let Some(message) = attachment.chat_message_id {
             by_message.entry(message).or_default().push(attachment);
         }
     }

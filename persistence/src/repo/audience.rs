@@ -3,9 +3,9 @@
 //! queries per page, whatever its number of events or users.
 
 use diesel::prelude::*;
-use domain::{InboxId, OrgId, TeamId, UserId};
+use domain::{ChatId, InboxId, OrgId, TeamId, UserId};
 
-use crate::schema::{inbox_members, team_members, users};
+use crate::schema::{chat_members, chats, inbox_members, team_members, users};
 use crate::{DbConnection, StoreError};
 
 /// Which of `users` belong to which of `inboxes` (one query).
@@ -49,6 +49,31 @@ pub fn team_memberships(
     Ok(rows
         .into_iter()
         .map(|(team, user)| (TeamId(team), UserId(user)))
+        .collect())
+}
+
+/// Which of `users` are members of which of the organization's `chats` (one query).
+pub fn chat_memberships(
+    conn: &mut DbConnection,
+    org: OrgId,
+    chat_ids: &[ChatId],
+    users: &[UserId],
+) -> Result<Vec<(ChatId, UserId)>, StoreError> {
+    if chat_ids.is_empty() || users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let chat_ids: Vec<i64> = chat_ids.iter().map(|id| id.get()).collect();
+    let users: Vec<i64> = users.iter().map(|id| id.get()).collect();
+    let rows: Vec<(i64, i64)> = chat_members::table
+        .inner_join(chats::table)
+        .filter(chats::org_id.eq(org.get()))
+        .filter(chat_members::chat_id.eq_any(chat_ids))
+        .filter(chat_members::user_id.eq_any(users))
+        .select((chat_members::chat_id, chat_members::user_id))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(chat, user)| (ChatId(chat), UserId(user)))
         .collect())
 }
 

@@ -29,6 +29,7 @@ pub mod attachments;
 pub mod audience;
 pub mod canned;
 pub mod channels;
+pub mod chats;
 pub mod contacts;
 pub mod conversation_list;
 pub mod conversation_state;

@@ -10,6 +10,7 @@ mod admin_channels;
 mod admin_inboxes;
 mod attachments;
 mod auth;
+mod chats;
 mod contacts;
 mod conversation_rules;
 mod conversations;

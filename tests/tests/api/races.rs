@@ -16,16 +16,16 @@ use crate::fixtures::{self, Channel, customer, sms_channel};
 use crate::on_both_backends_with;
 use crate::support::{Reply, Session, TestApp};
 
-const ROUNDS: u32 = 12;
+pub(crate) const ROUNDS: u32 = 12;
 
 /// Several HTTP workers and connections, so that simultaneous requests run side by side.
-fn side_by_side(config: &mut api::Config) {
+pub(crate) fn side_by_side(config: &mut api::Config) {
     config.workers = Some(2);
     config.db_pool = 8;
 }
 
 /// Runs the requests `make(0..n)` builds, all released at the same instant.
-async fn at_once<F, Fut>(n: usize, make: F) -> Vec<Reply>
+pub(crate) async fn at_once<F, Fut>(n: usize, make: F) -> Vec<Reply>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Reply>,

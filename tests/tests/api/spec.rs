@@ -159,7 +159,10 @@ fn the_document_describes_every_endpoint_of_the_contract() {
         .filter(|(method, path)| document["paths"][*path][*method].is_null())
         .map(|(method, path)| format!("{} {path}", method.to_uppercase()))
         .collect();
-    assert!(missing.is_empty(), "not in the OpenAPI document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "not in the OpenAPI document: {missing:?}"
+    );
 }
 
 on_both_backends!(
