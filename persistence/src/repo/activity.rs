@@ -47,7 +47,7 @@ pub fn page(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Page<Entry>, StoreError> {
-    let rows: Vec<(i64, String, Option<i64>, String, NaiveDateTime)> = a::table
+    let rows: Vec<EntryRow> = a::table
         .filter(
             a::org_id
                 .eq(org.get())
@@ -58,6 +58,14 @@ pub fn page(
         .limit(limit + 1)
         .select((a::id, a::action, a::actor_id, a::data, a::at))
         .load(conn)?;
+    Ok(page_of(rows, limit))
+}
+
+/// A trail's stored row: id, action, actor, data, time.
+pub(crate) type EntryRow = (i64, String, Option<i64>, String, NaiveDateTime);
+
+/// The entries of `rows`, fetched with one more than `limit`.
+pub(crate) fn page_of(rows: Vec<EntryRow>, limit: i64) -> Page<Entry> {
     let entries = rows
         .into_iter()
         .map(|(id, action, actor_id, data, at)| Entry {
@@ -68,5 +76,5 @@ pub fn page(
             at: from_db(at),
         })
         .collect();
-    Ok(Page::from_overfetch(entries, limit))
+    Page::from_overfetch(entries, limit)
 }

@@ -648,7 +648,7 @@ pub fn activity_page(
     after: Option<i64>,
     limit: i64,
 ) -> Result<super::Page<super::activity::Entry>, StoreError> {
-    let rows: Vec<(i64, String, Option<i64>, String, NaiveDateTime)> = contact_activity::table
+    let rows: Vec<super::activity::EntryRow> = contact_activity::table
         .filter(
             contact_activity::org_id
                 .eq(org.get())
@@ -665,17 +665,7 @@ pub fn activity_page(
             contact_activity::at,
         ))
         .load(conn)?;
-    let entries = rows
-        .into_iter()
-        .map(|(id, action, actor_id, data, at)| super::activity::Entry {
-            id,
-            action,
-            actor_id: actor_id.map(UserId),
-            data,
-            at: from_db(at),
-        })
-        .collect();
-    Ok(super::Page::from_overfetch(entries, limit))
+    Ok(super::activity::page_of(rows, limit))
 }
 
 /// Which of the contacts the user marked as favorite.
