@@ -43,6 +43,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_UPLOAD", default_value_t = 16 * 1024 * 1024)]
     pub max_upload: usize,
 
+    /// How long a signed attachment link sent to a channel provider works, in seconds.
+    #[arg(long, env = "SWITCHBOARD_ATTACHMENT_LINK_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub attachment_link_ttl: u64,
+
     /// Where attachments are stored.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

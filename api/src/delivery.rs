@@ -14,7 +14,7 @@ use actix_web::web;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::EventType;
 use domain::conversation::DeliveryStatus;
-use openapi::OutboundDelivery;
+use openapi::{OutboundAttachment, OutboundDelivery};
 use persistence::DbConnection;
 use persistence::repo::deliveries::{self, Due};
 use persistence::repo::{conversations, messages};
@@ -150,7 +150,7 @@ async fn round(
     }
     let full = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= BATCH;
     let sends = leased.into_iter().map(|due| async move {
-        let outcome = attempt(client, &due).await;
+        let outcome = attempt(state, client, &due).await;
         finish(state, due, outcome).await
     });
     let retries = futures_util::future::join_all(sends).await;
@@ -180,7 +180,23 @@ enum Outcome {
     Undeliverable(String),
 }
 
-async fn attempt(client: &reqwest::Client, due: &Due) -> Outcome {
+/// The message's files as the provider fetches them: each behind a signed link that works
+/// for the configured lifetime from this attempt on. Every attempt signs afresh, so a retry
+/// long after the first never carries links that have run out.
+fn outbound_attachments(state: &AppState, due: &Due) -> Vec<OutboundAttachment> {
+    let (base, now) = (state.config.public_base(), chrono::Utc::now());
+    due.attachments
+        .iter()
+        .map(|file| OutboundAttachment {
+            content_type: file.content_type.clone(),
+            filename: file.filename.clone(),
+            size: file.size,
+            url: state.links.url(&base, file.id, now),
+        })
+        .collect()
+}
+
+async fn attempt(state: &AppState, client: &reqwest::Client, due: &Due) -> Outcome {
     let Some(url) = due.channel.outbound_url.as_deref() else {
         return Outcome::Sandbox;
     };
@@ -194,8 +210,7 @@ async fn attempt(client: &reqwest::Client, due: &Due) -> Outcome {
         to,
         from: due.channel.address.clone(),
         body: due.body.clone(),
-        // Uploads are not stored yet, so no outbound message has attachments.
-        attachments: Vec::new(),
+        attachments: outbound_attachments(state, due),
     };
     let body = match serde_json::to_vec(&payload) {
         Ok(body) => body,
@@ -382,6 +397,71 @@ fn set_status(
         &presented,
     )?;
     Ok(())
+}
+
+/// `webhooks.outbound_message` in the OpenAPI document: what this server POSTs to a
+/// channel's `outbound_url`, described beside the API for whoever builds a provider bridge.
+pub struct OutboundWebhook;
+
+impl utoipa::Modify for OutboundWebhook {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{ContentBuilder, Paths, Ref, Required, ResponseBuilder};
+        use utoipa::{PartialSchema, ToSchema};
+
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut schemas = vec![(
+            OutboundDelivery::name().into_owned(),
+            OutboundDelivery::schema(),
+        )];
+        OutboundDelivery::schemas(&mut schemas);
+        components.schemas.extend(schemas);
+        let signature = ParameterBuilder::new()
+            .name(SIGNATURE_HEADER)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .description(Some(
+                "`sha256=<hex HMAC-SHA256 of the raw body with the channel's inbound_secret>`",
+            ))
+            .schema(Some(String::schema()));
+        let body = RequestBodyBuilder::new()
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(OutboundDelivery::name())))
+                    .build(),
+            )
+            .required(Some(Required::True))
+            .build();
+        let operation = OperationBuilder::new()
+            .operation_id(Some("deliver_outbound_message"))
+            .summary(Some("An outbound message, POSTed to the channel's `outbound_url`"))
+            .description(Some(
+                "Sent for every reply and survey on a channel with an `outbound_url` (never for notes), \
+                 retried with exponential backoff until a 2xx answer or the configured attempts run out. \
+                 Attachments are links the provider fetches without a token until they expire.",
+            ))
+            .parameter(signature)
+            .request_body(Some(body))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("Accepted; a JSON body `{\"external_id\": \"…\"}` names the message in later status reports")
+                    .build(),
+            )
+            .response(
+                "default",
+                ResponseBuilder::new()
+                    .description("Not accepted: the delivery is tried again later")
+                    .build(),
+            )
+            .build();
+        openapi
+            .webhooks
+            .get_or_insert_with(Paths::new)
+            .add_path_operation("outbound_message", vec![HttpMethod::Post], operation);
+    }
 }
 
 #[cfg(test)]

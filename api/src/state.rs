@@ -13,6 +13,8 @@ use crate::rate_limit::LoginLimiter;
 pub struct AppState {
     pub store: Store,
     pub tokens: TokenKeys,
+    /// Signs and checks the attachment links sent to channel providers.
+    pub links: crate::links::AttachmentLinks,
     pub config: Config,
     pub login_limiter: LoginLimiter,
     pub metrics: Metrics,

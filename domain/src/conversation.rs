@@ -293,6 +293,12 @@ pub fn may_send(
     Ok(())
 }
 
+/// Whether a stored message is one that goes out to the customer (and its files with it):
+/// outbound replies and surveys; never notes, activity lines or what the customer sent.
+pub fn reaches_customer(direction: Direction, kind: MessageKind) -> bool {
+    direction == Direction::Outbound && matches!(kind, MessageKind::Message | MessageKind::Survey)
+}
+
 /// Whether the business may open a conversation on this channel (WhatsApp: customers start).
 pub fn may_initiate(channel: ChannelType) -> Result<(), DomainError> {
     if channel == ChannelType::Whatsapp {

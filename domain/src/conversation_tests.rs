@@ -929,6 +929,24 @@ fn an_opted_out_sms_contact_gets_no_survey_either() {
 }
 
 #[test]
+fn only_replies_and_surveys_go_out_to_the_customer() {
+    use MessageKind::{Activity, Message, Note, Survey};
+    for direction in [Direction::Inbound, Direction::Outbound, Direction::Internal] {
+        for kind in [Message, Note, Activity, Survey] {
+            let expected = direction == Direction::Outbound && matches!(kind, Message | Survey);
+            assert_eq!(
+                reaches_customer(direction, kind),
+                expected,
+                "{direction:?} {kind:?}"
+            );
+        }
+    }
+    // A customer's answer to a survey is theirs: it never goes back out.
+    assert!(!reaches_customer(Direction::Inbound, MessageKind::Survey));
+    assert!(!reaches_customer(Direction::Outbound, MessageKind::Note));
+}
+
+#[test]
 fn notes_are_fine_for_an_opted_out_sms_contact() {
     // Notes (and activity entries) never reach the customer.
     assert_eq!(may_send(ChannelType::Sms, MessageKind::Note, true), Ok(()));

@@ -11,6 +11,7 @@ pub mod model;
 pub mod phone;
 pub mod policy;
 pub mod routing;
+pub mod surveys;
 pub mod validate;
 
 pub use error::{DomainError, FieldError};

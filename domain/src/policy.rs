@@ -138,7 +138,9 @@ pub fn may_manage_canned_responses(
     may_update_inbox(actor, inbox, is_member)
 }
 
-pub fn may_create_tag(actor: &Actor) -> Result<(), DomainError> {
+/// The organization's tags are created, renamed and deleted by admins and managers; anyone
+/// may put them on the conversations they work.
+pub fn may_manage_tags(actor: &Actor) -> Result<(), DomainError> {
     require(is_supervisor(actor))
 }
 
@@ -280,7 +282,7 @@ mod tests {
         );
         assert!(may_manage_canned_responses(&actor(Role::Manager), &shared, true).is_ok());
         assert_eq!(
-            may_create_tag(&actor(Role::Agent)),
+            may_manage_tags(&actor(Role::Agent)),
             Err(DomainError::Forbidden)
         );
         assert!(may_curate_contacts(&actor(Role::Manager)).is_ok());
@@ -288,6 +290,7 @@ mod tests {
             may_curate_contacts(&actor(Role::Agent)),
             Err(DomainError::Forbidden)
         );
+        assert!(may_manage_tags(&actor(Role::Manager)).is_ok());
     }
 
     mod properties {

@@ -228,6 +228,15 @@ pub struct CreateTag {
     pub color: Option<String>,
 }
 
+/// A rename or a new color; what is left out stays as it is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTag {
+    pub name: Option<String>,
+    /// `#rrggbb`.
+    pub color: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CannedResponse {
     pub id: i64,

@@ -103,6 +103,23 @@ pub mod millis {
     }
 }
 
+/// Timestamps in query strings: RFC 3339, strictly (a bad one is the client's 400).
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    pub fn option<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(text) => DateTime::parse_from_rfc3339(text.trim())
+                .map(|at| Some(at.with_timezone(&Utc)))
+                .map_err(|_| D::Error::custom(format!("{text:?} is not an RFC 3339 time"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};

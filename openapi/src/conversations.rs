@@ -399,7 +399,11 @@ pub struct StatusCallback {
     pub error: Option<String>,
 }
 
-/// What Switchboard POSTs to a channel's `outbound_url` (signed like inbound calls).
+/// What Switchboard POSTs to a channel's `outbound_url` for each outbound message (replies
+/// and surveys; never notes), with `X-Switchboard-Signature: sha256=<hex HMAC-SHA256 of the
+/// raw body with the channel's inbound_secret>`. A 2xx answer accepts it (a JSON body
+/// `{"external_id": "…"}` names it for later status reports); anything else is retried with
+/// backoff.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OutboundDelivery {
     pub message_id: i64,
@@ -410,7 +414,34 @@ pub struct OutboundDelivery {
     /// The channel's address.
     pub from: String,
     pub body: String,
-    pub attachments: Vec<Attachment>,
+    /// The message's files, in upload order, each behind a signed link.
+    pub attachments: Vec<OutboundAttachment>,
+}
+
+/// A file of an outbound message, as the provider fetches it: no bearer token, the link's
+/// signature is the authorization, until it expires.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutboundAttachment {
+    pub content_type: String,
+    pub filename: String,
+    /// Bytes.
+    pub size: i64,
+    /// `SWITCHBOARD_PUBLIC_URL` + `/v1/public/attachments/{id}?expires=<unix seconds>&signature=<hex>`;
+    /// valid for `SWITCHBOARD_ATTACHMENT_LINK_TTL` seconds after the attempt that carried it
+    /// (every retry carries fresh links).
+    #[schema(format = "uri")]
+    pub url: String,
+}
+
+/// A signed attachment link's query.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentLinkQuery {
+    /// When the link stops working, in Unix seconds.
+    pub expires: i64,
+    /// Hex HMAC-SHA256 of the attachment id and `expires`, with a key only this server knows.
+    pub signature: String,
 }
 
 /// A survey as the customer sees it (no sign-in: the token is the key).
@@ -420,6 +451,47 @@ pub struct PublicSurvey {
     pub answered: bool,
     pub rating: Option<i32>,
     pub comment: Option<String>,
+}
+
+/// The period and inbox of a survey summary. Times are RFC 3339 (percent-encode a `+`
+/// offset, or use `Z`).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SurveySummaryQuery {
+    /// Answers given at or after this time; omitted: since the first.
+    #[serde(default, deserialize_with = "crate::common::rfc3339::option")]
+    pub from: Option<DateTime<Utc>>,
+    /// Answers given before this time; omitted: up to now.
+    #[serde(default, deserialize_with = "crate::common::rfc3339::option")]
+    pub to: Option<DateTime<Utc>>,
+    /// Only this inbox; omitted: every inbox the caller may read results of.
+    pub inbox_id: Option<i64>,
+}
+
+/// Survey results over a period: per inbox the answers were given in, and per agent (the
+/// conversation's assignee when the customer answered; unassigned answers count for their
+/// inbox only). Only inboxes and agents with answers in the period are listed, by id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SurveySummary {
+    pub inboxes: Vec<InboxSurveyResult>,
+    pub agents: Vec<AgentSurveyResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxSurveyResult {
+    pub inbox_id: i64,
+    pub answered: i64,
+    /// The mean rating, 1 to 5.
+    pub mean_rating: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentSurveyResult {
+    pub user_id: i64,
+    pub answered: i64,
+    /// The mean rating, 1 to 5.
+    pub mean_rating: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

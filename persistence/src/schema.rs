@@ -344,6 +344,8 @@ diesel::table! {
         comment -> Nullable<Text>,
         answered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        inbox_id -> Nullable<BigInt>,
+        agent_id -> Nullable<BigInt>,
     }
 }
 

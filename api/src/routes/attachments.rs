@@ -6,7 +6,7 @@ use actix_web::http::header::{
 };
 use actix_web::{HttpResponse, get, post, web};
 use futures_util::TryStreamExt;
-use openapi::{Attachment, Problem, UploadForm};
+use openapi::{Attachment, AttachmentLinkQuery, Problem, UploadForm};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -103,6 +103,44 @@ pub async fn download_attachment(
         attachments::readable(conn, &actor, id)
     })
     .await?;
+    file_response(&state, item).await
+}
+
+/// A file of an outbound message, for the channel provider that delivers it: no bearer
+/// token, the link's signature is the authorization (see `OutboundDelivery`). A link that
+/// this server did not sign, or that names another file or time, is unknown (404); a genuine
+/// one past its `expires` is refused (403).
+#[utoipa::path(
+    tag = "attachments",
+    operation_id = "download_linked_attachment",
+    params(("id" = i64, Path), AttachmentLinkQuery),
+    responses(
+        (status = 200, description = "The bytes, with their content type", content_type = "application/octet-stream", body = String),
+        (status = 400, description = "`bad_request`: `expires` or `signature` missing", body = Problem),
+        (status = 403, description = "`forbidden`: the link has expired", body = Problem),
+        (status = 404, description = "`not_found`: a bad signature, or no such file sent to a customer", body = Problem),
+    )
+)]
+#[get("/v1/public/attachments/{id}")]
+pub async fn download_linked_attachment(
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    query: web::Query<AttachmentLinkQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    // Checked before the database is asked: a forged link costs one HMAC.
+    state
+        .links
+        .check(id, query.expires, &query.signature, chrono::Utc::now())?;
+    let item = db::read(&state.store, move |conn| attachments::linked(conn, id)).await?;
+    file_response(&state, item).await
+}
+
+/// The stored file as a download.
+async fn file_response(
+    state: &AppState,
+    item: persistence::repo::attachments::Attachment,
+) -> Result<HttpResponse, ApiError> {
     let data_dir = state.config.data_dir.clone();
     let key = item.storage_key.clone();
     let bytes = web::block(move || files::load(&data_dir, &key)).await??;

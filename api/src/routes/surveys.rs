@@ -2,9 +2,10 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use domain::ConversationId;
-use openapi::{Message, Problem, PublicSurvey, SurveyAnswer};
+use openapi::{Message, Problem, PublicSurvey, SurveyAnswer, SurveySummary, SurveySummaryQuery};
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::db;
 use crate::error::ApiError;
 use crate::service::events;
@@ -72,13 +73,42 @@ pub async fn get_public_survey(
 pub async fn answer_public_survey(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<SurveyAnswer>,
+    body: Json<SurveyAnswer>,
 ) -> Result<web::Json<PublicSurvey>, ApiError> {
     let token = path.into_inner();
     let answer = body.into_inner();
-    let survey = db::write(&state.store, move |conn| {
-        surveys::answer(conn, &token, &answer)
+    let survey = events::write(&state, move |conn, outbox| {
+        surveys::answer(conn, &token, &answer, outbox)
     })
     .await?;
     Ok(web::Json(survey))
+}
+
+/// Answers and mean ratings over `[from, to)`, per inbox and per agent (the assignee when the
+/// customer answered). Admins read every inbox; managers the inboxes they belong to.
+#[utoipa::path(
+    tag = "surveys",
+    operation_id = "get_survey_summary",
+    security(("bearer" = [])),
+    params(SurveySummaryQuery),
+    responses(
+        (status = 200, body = SurveySummary),
+        (status = 400, description = "`bad_request`: a time that is not RFC 3339", body = Problem),
+        (status = 403, description = "`forbidden`: agents", body = Problem),
+        (status = 404, description = "`inbox_id` is not an inbox the caller may read", body = Problem),
+        (status = 422, description = "`validation_failed`: `from` is later than `to`", body = Problem),
+    )
+)]
+#[get("/v1/surveys/summary")]
+pub async fn get_survey_summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<SurveySummaryQuery>,
+) -> Result<web::Json<SurveySummary>, ApiError> {
+    let (actor, query) = (caller.actor(), query.into_inner());
+    let summary = db::read(&state.store, move |conn| {
+        surveys::summary(conn, &actor, &query)
+    })
+    .await?;
+    Ok(web::Json(summary))
 }

@@ -1,16 +1,18 @@
 //! Tags: the organization's labels for conversations.
 
-use actix_web::{HttpResponse, get, post, web};
-use domain::{policy, validate};
-use openapi::{CreateTag, PageQuery, Problem, Tag, TagPage};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use domain::{TagId, policy, validate};
+use openapi::{CreateTag, PageQuery, Problem, Tag, TagPage, UpdateTag};
 use persistence::repo::tags;
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::{ApiError, on_conflict};
 use crate::state::AppState;
 use crate::{db, paging};
 
 const DEFAULT_COLOR: &str = "#8a8f98";
+const TAKEN: &str = "a tag with this name already exists";
 
 /// Every tag of the organization, by name.
 #[utoipa::path(
@@ -54,9 +56,9 @@ pub async fn list_tags(
 pub async fn create_tag(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateTag>,
+    body: Json<CreateTag>,
 ) -> Result<HttpResponse, ApiError> {
-    policy::may_create_tag(&caller.actor())?;
+    policy::may_manage_tags(&caller.actor())?;
     let body = body.into_inner();
     let mut checks = domain::error::Validator::new();
     let name = checks.check(validate::tag_name("name", &body.name));
@@ -68,11 +70,88 @@ pub async fn create_tag(
     let (name, color) = (name.unwrap_or_default(), color.unwrap_or_default());
     let org = caller.org();
     let tag = db::write(&state.store, move |conn| {
-        tags::insert(conn, org, &name, &color).map_err(on_conflict(
-            "duplicate",
-            "a tag with this name already exists",
-        ))
+        tags::insert(conn, org, &name, &color).map_err(on_conflict("duplicate", TAKEN))
     })
     .await?;
     Ok(HttpResponse::Created().json(Tag::from(tag)))
+}
+
+/// Renames or recolors a tag. Conversations name their tags through it, so every conversation
+/// shows the new name at once, and `tag=` filters by it.
+#[utoipa::path(
+    tag = "tags",
+    operation_id = "update_tag",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = UpdateTag,
+    responses(
+        (status = 200, body = Tag),
+        (status = 403, description = "`forbidden`: agents", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "`duplicate`: another tag has this name", body = Problem),
+        (status = 422, description = "`validation_failed`", body = Problem),
+    )
+)]
+#[patch("/v1/tags/{id}")]
+pub async fn update_tag(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+    body: Json<UpdateTag>,
+) -> Result<web::Json<Tag>, ApiError> {
+    policy::may_manage_tags(&caller.actor())?;
+    let body = body.into_inner();
+    let mut checks = domain::error::Validator::new();
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|value| checks.check(validate::tag_name("name", value)));
+    let color = body
+        .color
+        .as_deref()
+        .and_then(|value| checks.check(validate::color("color", value)));
+    checks.finish()?;
+    let (org, id) = (caller.org(), TagId(path.into_inner()));
+    let tag = db::write(&state.store, move |conn| {
+        let changes = tags::TagChanges {
+            name: name.as_deref(),
+            color: color.as_deref(),
+        };
+        tags::update(conn, org, id, &changes)
+            .map_err(on_conflict("duplicate", TAKEN))?
+            .ok_or_else(ApiError::not_found)
+    })
+    .await?;
+    Ok(web::Json(Tag::from(tag)))
+}
+
+/// Deletes a tag; it disappears from every conversation that had it.
+#[utoipa::path(
+    tag = "tags",
+    operation_id = "delete_tag",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: agents", body = Problem),
+        (status = 404, body = Problem),
+    )
+)]
+#[delete("/v1/tags/{id}")]
+pub async fn delete_tag(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    policy::may_manage_tags(&caller.actor())?;
+    let (org, id) = (caller.org(), TagId(path.into_inner()));
+    db::write(&state.store, move |conn| {
+        if tags::delete(conn, org, id)? {
+            Ok(())
+        } else {
+            Err(ApiError::not_found())
+        }
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

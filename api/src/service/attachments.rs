@@ -1,6 +1,7 @@
 //! Uploads, the rules for attaching them, and who may read them.
 
 use domain::attachments::{self as rules, Family};
+use domain::conversation::reaches_customer;
 use domain::{Actor, ChannelType, DomainError, MessageId, OrgId, UserId};
 use openapi as wire;
 use persistence::DbConnection;
@@ -115,4 +116,19 @@ pub fn readable(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Attac
         (None, None) => return Err(ApiError::not_found()),
     }
     Ok(item)
+}
+
+/// The attachment behind a signed link (the caller checked the signature): only a file that
+/// left with an outbound message is served this way. Notes' files, customers' files and
+/// uploads not sent yet never are, whatever link is presented.
+pub fn linked(conn: &mut DbConnection, id: i64) -> Result<Attachment, ApiError> {
+    let item = attachments::get_linked(conn, id)?.ok_or_else(ApiError::not_found)?;
+    let message = match item.message_id {
+        Some(message) => messages::get(conn, item.org_id, message)?,
+        None => None,
+    };
+    match message {
+        Some(message) if reaches_customer(message.direction, message.kind) => Ok(item),
+        _ => Err(ApiError::not_found()),
+    }
 }

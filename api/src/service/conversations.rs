@@ -266,7 +266,7 @@ pub fn set_tag(
         ..
     } = visibility::lock(conn, actor, id)?;
     rules::ensure_open(locked.current())?;
-    let tag = tags::find_by_name(conn, actor.org_id, name)?.ok_or_else(ApiError::not_found)?;
+    let tag = tags::hold_by_name(conn, actor.org_id, name)?.ok_or_else(ApiError::not_found)?;
     let changed = if present_tag {
         conversation_state::add_tag(conn, &locked, tag.id)?
     } else {

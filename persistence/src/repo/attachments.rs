@@ -225,3 +225,14 @@ pub fn of_chat_messages(
     }
     Ok(by_message)
 }
+
+/// An attachment by id alone, whichever organization it belongs to: only for a signed link,
+/// whose signature (made by this server for this id) is the authorization.
+pub fn get_linked(conn: &mut DbConnection, id: i64) -> Result<Option<Attachment>, StoreError> {
+    let row: Option<Row> = a::table
+        .filter(a::id.eq(id))
+        .select(COLUMNS)
+        .first(conn)
+        .optional()?;
+    Ok(row.map(to_attachment))
+}

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use domain::{Channel, ChannelId, ContactId, ConversationId, MessageId, OrgId};
 
+use super::attachments::{self, Attachment};
 use super::channels;
 use crate::schema::{
     contact_phone_numbers as numbers, conversations as c, messages as m, outbound_deliveries as d,
@@ -49,6 +50,8 @@ pub struct Due {
     /// platform's user id otherwise. `None` when the contact has none on this channel.
     pub to: Option<String>,
     pub body: String,
+    /// The files that go with it, in upload order.
+    pub attachments: Vec<Attachment>,
     /// Attempts made before this one.
     pub attempts: i32,
 }
@@ -65,6 +68,7 @@ impl std::fmt::Debug for Due {
             .field("inbound_secret", &"***")
             .field("to", &self.to)
             .field("body", &self.body)
+            .field("attachments", &self.attachments)
             .field("attempts", &self.attempts)
             .finish()
     }
@@ -154,6 +158,8 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
             c::contact_id,
         ))
         .load(conn)?;
+    let messages: Vec<MessageId> = rows.iter().map(|row| MessageId(row.2)).collect();
+    let mut files = attachments::of_messages(conn, &messages)?;
     let mut channel_cache: HashMap<i64, Option<(Channel, String)>> = HashMap::new();
     let mut due = Vec::with_capacity(rows.len());
     for (id, org_id, message_id, channel_id, attempts, conversation_id, body, contact_id) in rows {
@@ -180,6 +186,7 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
             inbound_secret,
             to,
             body,
+            attachments: files.remove(&MessageId(message_id)).unwrap_or_default(),
             attempts,
         });
     }

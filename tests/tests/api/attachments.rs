@@ -67,7 +67,7 @@ macro_rules! with_files {
 // ---------------------------------------------------------------------------------------
 // Small valid files (and one that is not allowed).
 
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
     bytes.extend_from_slice(b"\x1f\x15\xc4\x89\0\0\0\x0bIDATx\x9cc\0\x01\0\0\x05\0\x01");
     bytes
@@ -91,7 +91,7 @@ fn big_png(size: usize) -> Vec<u8> {
     bytes
 }
 
-fn pdf() -> Vec<u8> {
+pub(crate) fn pdf() -> Vec<u8> {
     b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec()
 }
 
@@ -181,7 +181,12 @@ async fn send_form(app: &TestApp, token: Option<&str>, form: reqwest::multipart:
 }
 
 /// Uploads a file as `session`, asserting 201; answers the upload's id.
-async fn upload(app: &TestApp, session: &Session, bytes: Vec<u8>, filename: &str) -> i64 {
+pub(crate) async fn upload(
+    app: &TestApp,
+    session: &Session,
+    bytes: Vec<u8>,
+    filename: &str,
+) -> i64 {
     upload_as(app, Some(&session.token), bytes, filename, None)
         .await
         .expect(201)

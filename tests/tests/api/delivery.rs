@@ -53,16 +53,16 @@ fn sign(secret: &str, body: &[u8]) -> String {
 
 /// One request the provider received, and what it answered.
 #[derive(Debug, Clone)]
-struct Seen {
-    signature: Option<String>,
-    content_type: Option<String>,
-    raw: Vec<u8>,
-    body: Value,
-    answered: u16,
+pub(crate) struct Seen {
+    pub(crate) signature: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) body: Value,
+    pub(crate) answered: u16,
 }
 
 impl Seen {
-    fn message_id(&self) -> i64 {
+    pub(crate) fn message_id(&self) -> i64 {
         self.body["message_id"]
             .as_i64()
             .unwrap_or_else(|| panic!("no message_id in {}", self.body))
@@ -82,8 +82,8 @@ struct Log {
 
 /// A provider on 127.0.0.1: records every request and answers as scripted; a 2xx answer
 /// names the message `prov-<message_id>`.
-struct Provider {
-    url: String,
+pub(crate) struct Provider {
+    pub(crate) url: String,
     log: Arc<Log>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -120,7 +120,7 @@ async fn provider_endpoint(log: web::Data<Log>, request: HttpRequest, raw: Bytes
 
 impl Provider {
     /// Listening, answering `otherwise` unless scripted.
-    async fn start(otherwise: u16) -> Provider {
+    pub(crate) async fn start(otherwise: u16) -> Provider {
         let log = Arc::new(Log {
             seen: Mutex::new(Vec::new()),
             script: Mutex::new(Script {
@@ -165,12 +165,12 @@ impl Provider {
         self.log.script.lock().expect("script lock").otherwise = status;
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.log.seen.lock().expect("log lock").clone()
     }
 
     /// Waits until at least `count` requests arrived.
-    async fn wait_for(&self, count: usize) -> Vec<Seen> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Seen> {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let seen = self.seen();
@@ -202,7 +202,7 @@ impl Provider {
         }
     }
 
-    async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.handle.stop(false).await;
     }
 }

@@ -42,7 +42,7 @@ where
     .await
 }
 
-fn statuses(replies: &[Reply]) -> Vec<u16> {
+pub(crate) fn statuses(replies: &[Reply]) -> Vec<u16> {
     replies.iter().map(|reply| reply.status).collect()
 }
 
