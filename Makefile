@@ -4,11 +4,16 @@ SKIP_LOG := $(CURDIR)/target/skipped-postgres-tests.txt
 # Tests wait on sockets and databases more than on the CPU.
 TEST_THREADS ?= 4
 
-.PHONY: run test lint openapi build release
+.PHONY: run seed-demo test lint openapi build release
 
 ## run: build and start the server on SQLite with the in-process bus (http://127.0.0.1:8080)
 run:
 	$(CARGO) run -p switchboard-api --bin switchboard -- serve
+
+## seed-demo: a demo organization in the database of `make run` (CONVERSATIONS=1000000 for benchmarks)
+CONVERSATIONS ?= 5000
+seed-demo:
+	$(CARGO) run -p switchboard-api --bin switchboard -- seed-demo --conversations $(CONVERSATIONS)
 
 ## test: the whole suite; PostgreSQL tests are skipped (and listed) when PostgreSQL is unreachable
 test:

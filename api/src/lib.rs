@@ -9,11 +9,13 @@ pub mod db;
 pub mod delivery;
 pub mod error;
 pub mod files;
+pub mod links;
 pub mod live;
 pub mod metrics;
 pub mod paging;
 pub mod rate_limit;
 pub mod routes;
+pub mod seed;
 pub mod service;
 pub mod state;
 
@@ -31,6 +33,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
+use delivery::OutboundWebhook;
 use error::ApiError;
 use state::AppState;
 
@@ -41,7 +44,7 @@ use state::AppState;
         version = "1",
         description = "The backend of a shared team inbox: SMS/MMS, WhatsApp, Facebook, Instagram and web chat conversations, worked by a team of agents. Errors are RFC 9457 problem documents whose `code` is stable."
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &OutboundWebhook),
     tags(
         (name = "auth", description = "Sign-in and tokens"),
         (name = "me", description = "The signed-in user"),
@@ -152,6 +155,7 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     );
     let state = AppState {
         tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
+        links: links::AttachmentLinks::new(&secret, config.attachment_link_ttl),
         login_limiter: rate_limit::LoginLimiter::new(
             Duration::from_secs(config.login_window),
             config.login_failures_per_account,

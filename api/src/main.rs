@@ -1,4 +1,4 @@
-//! The `switchboard` command: serve, migrate, create-admin, openapi.
+//! The `switchboard` command: serve, migrate, create-admin, seed-demo, openapi.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use actix_web::web;
 use clap::{Parser, Subcommand};
 use persistence::Store;
+use switchboard_api::seed::{Progress, SeedOptions, seed_demo as seed};
 use switchboard_api::{Config, bootstrap, delivery, openapi_document, prepare, server};
 
 #[derive(Parser)]
@@ -52,6 +53,26 @@ enum Command {
         #[arg(long, default_value = "Administrator")]
         name: String,
     },
+    /// Fills the database with a new demo organization (people, inboxes, customers,
+    /// conversations, chats) and prints how to sign in.
+    SeedDemo {
+        #[arg(
+            long,
+            env = "SWITCHBOARD_DATABASE_URL",
+            default_value = "sqlite://switchboard.db",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// How many conversations (a million for benchmarks).
+        #[arg(long, default_value_t = 5_000)]
+        conversations: u64,
+        /// The new organization's name (an existing one is refused).
+        #[arg(long, default_value = "Demo Co")]
+        org: String,
+        /// The random seed: the same seed makes the same organization.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Prints the OpenAPI document.
     Openapi,
 }
@@ -89,6 +110,22 @@ fn main() -> ExitCode {
         } => {
             init_logging(false);
             create_admin(&database_url, &org, &email, &password, &name)
+        }
+        Command::SeedDemo {
+            database_url,
+            conversations,
+            org,
+            seed,
+        } => {
+            init_logging(false);
+            seed_demo(
+                &database_url,
+                SeedOptions {
+                    org,
+                    conversations,
+                    seed,
+                },
+            )
         }
         Command::Openapi => openapi_document()
             .to_pretty_json()
@@ -131,6 +168,74 @@ fn create_admin(
         "admin {} created in {}{}",
         created.email, created.org_name, org_note
     );
+    Ok(())
+}
+
+fn seed_demo(database_url: &str, options: SeedOptions) -> Result<(), String> {
+    let store = Store::open(database_url, 1).map_err(|error| error.to_string())?;
+    store.migrate().map_err(|error| error.to_string())?;
+    let bar = indicatif::ProgressBar::new(options.conversations);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} seeding {msg} [{bar:40}] {human_pos}/{human_len} conversations, {per_sec}, eta {eta}",
+        )
+        .map_err(|error| error.to_string())?
+        .progress_chars("=> "),
+    );
+    bar.set_message(options.org.clone());
+    let report = seed(&store, &options, &|Progress { done, .. }| {
+        bar.set_position(done)
+    })
+    .map_err(|error| error.to_string());
+    bar.finish_and_clear();
+    let report = report?;
+    let states = report.conversations;
+    let rows = &report.rows;
+    println!(
+        "Seeded {:?} (organization {}) in {:.1} s: {} rows.",
+        report.org_name,
+        report.org_id,
+        report.elapsed.as_secs_f64(),
+        rows.total()
+    );
+    println!(
+        "  {} conversations: {} open, {} closed, {} archived, {} spam",
+        rows.conversations, states.open, states.closed, states.archived, states.spam
+    );
+    println!(
+        "  {} messages, {} contacts, {} activity entries, {} chats with {} messages",
+        rows.messages, rows.contacts, rows.activity, rows.chats, rows.chat_messages
+    );
+    for inbox in &report.inboxes {
+        let c = inbox.conversations;
+        println!(
+            "  inbox {:?} ({}): {} open, {} closed, {} archived, {} spam",
+            inbox.name, inbox.kind, c.open, c.closed, c.archived, c.spam
+        );
+    }
+    println!();
+    println!(
+        "Every demo user's password is {}  (shown once)",
+        report.password
+    );
+    for user in &report.users {
+        println!(
+            "  {:<8} {:<34} {}",
+            user.role.as_str(),
+            user.email,
+            user.name
+        );
+    }
+    if let Some(admin) = report.users.first() {
+        println!();
+        println!(
+            "  curl -s http://127.0.0.1:8080/v1/auth/login -H 'content-type: application/json' \\"
+        );
+        println!(
+            "       -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'",
+            admin.email, report.password
+        );
+    }
     Ok(())
 }
 

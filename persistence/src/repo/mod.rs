@@ -27,6 +27,7 @@ macro_rules! all_locked {
 pub mod activity;
 pub mod attachments;
 pub mod audience;
+pub mod bulk;
 pub mod canned;
 pub mod channels;
 pub mod chats;

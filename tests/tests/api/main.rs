@@ -18,11 +18,15 @@ mod delivery;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
 mod migrations;
+mod outbound_files;
 mod races;
 mod realtime;
 mod realtime_bounds;
 mod realtime_scale;
 mod routing;
+mod seed;
 mod smoke;
 mod spec;
+mod surveys;
+mod tags;
 mod visibility_property;
