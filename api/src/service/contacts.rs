@@ -239,7 +239,9 @@ pub fn set_favorite(
     id: ContactId,
     favorite: bool,
 ) -> Result<wire::Contact, ApiError> {
-    let contact = found(conn, actor, id)?;
+    // Locked, so a favorite and the contact's deletion at once are one after the other
+    // (the favorite then hears 404), never a favorite of a deleted contact.
+    let contact = locked(conn, actor, id)?;
     contacts::set_favorite(conn, actor.user_id, &contact, favorite)?;
     Ok(present::contact(contact, favorite))
 }

@@ -273,7 +273,16 @@ fn write_batch(
         let mut outbox = Outbox::new();
         for row in &rows {
             let outcome = match &row.fields {
-                Ok(fields) => savepoint(conn, |conn| take_row(conn, actor, fields, &mut outbox)),
+                Ok(fields) => {
+                    // A number or e-mail saved by someone else between the row's lookup and
+                    // its insert (a text from that number, say) is matched on a second look.
+                    match savepoint(conn, |conn| take_row(conn, actor, fields, &mut outbox)) {
+                        Err(ApiError::Conflict { .. }) => {
+                            savepoint(conn, |conn| take_row(conn, actor, fields, &mut outbox))
+                        }
+                        outcome => outcome,
+                    }
+                }
                 Err(error) => Err(ApiError::Domain(error.clone())),
             };
             match outcome {

@@ -127,26 +127,31 @@ pub fn find_or_create_by_number(
     org: OrgId,
     number: &str,
 ) -> Result<(Contact, bool), StoreError> {
-    // A merge may move the number between the lookup and the lock: then look again.
+    // A merge may move the number between the lookup and the lock, and another writer (an
+    // import, a text on another channel) may save it between the lookup and the insert:
+    // then look again.
     for _ in 0..3 {
-        let Some(id) = owner_of(conn, org, number)? else {
-            break;
-        };
-        if let Some(contact) = lock(conn, org, id)?
-            && owner_of(conn, org, number)? == Some(id)
-        {
-            return Ok((contact, false));
+        if let Some(id) = owner_of(conn, org, number)? {
+            if let Some(contact) = lock(conn, org, id)?
+                && owner_of(conn, org, number)? == Some(id)
+            {
+                return Ok((contact, false));
+            }
+            continue;
         }
-    }
-    let contact = insert(
-        conn,
-        org,
-        &ContactFields {
+        let fields = ContactFields {
             phone_numbers: vec![number.to_string()],
             ..ContactFields::default()
-        },
-    )?;
-    Ok((contact, true))
+        };
+        match super::savepoint(conn, |conn| insert(conn, org, &fields)) {
+            Ok(contact) => return Ok((contact, true)),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "the address {number} kept changing owner"
+    )))
 }
 
 /// The contact an address belongs to.

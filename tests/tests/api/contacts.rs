@@ -2,13 +2,10 @@
 //! whatever way their number was typed, searching, favorites of one's own, an opt-out taken
 //! by phone, a customer's history across tabs, merging duplicates, and CSV in and out.
 
-use std::sync::Arc;
-
-use futures_util::future::join_all;
 use serde_json::{Value, json};
-use tokio::sync::Barrier;
 
 use crate::fixtures::{self, Channel, customer, messages, sms_channel};
+use crate::races::{ROUNDS, at_once, side_by_side};
 use crate::support::{Reply, Session, TestApp, into_reply};
 use crate::{on_both_backends, on_both_backends_with};
 
@@ -824,26 +821,8 @@ async fn an_export_round_trips_through_an_import(app: TestApp) {
 // ---------------------------------------------------------------------------------------
 // Races (PostgreSQL runs them side by side)
 
-const ROUNDS: usize = 10;
-
-fn side_by_side(config: &mut api::Config) {
-    config.workers = Some(2);
-    config.db_pool = 8;
-}
-
-async fn at_once(requests: Vec<reqwest::RequestBuilder>) -> Vec<Reply> {
-    let barrier = Arc::new(Barrier::new(requests.len()));
-    join_all(requests.into_iter().map(|request| {
-        let barrier = barrier.clone();
-        async move {
-            barrier.wait().await;
-            into_reply(request.send().await.expect("request reaches the server")).await
-        }
-    }))
-    .await
-}
-
-fn statuses(replies: &[Reply]) -> Vec<u16> {
+/// Sorted statuses of a round, for comparing against an expected set.
+fn sorted(replies: &[Reply]) -> Vec<u16> {
     let mut statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
     statuses.sort_unstable();
     statuses
@@ -852,18 +831,17 @@ fn statuses(replies: &[Reply]) -> Vec<u16> {
 async fn two_agents_saving_one_number_at_once_make_one_contact(app: TestApp) {
     let team = team(&app).await;
     for round in 0..ROUNDS {
-        let number = customer(100 + round as u32);
-        let requests = [&team.agent, &team.other_agent]
-            .iter()
-            .map(|session| {
-                app.client()
-                    .post(app.url("/v1/contacts"))
-                    .bearer_auth(&session.token)
-                    .json(&json!({"name": format!("Caller {round}"), "phone_numbers": [number]}))
-            })
-            .collect();
-        let replies = at_once(requests).await;
-        assert_eq!(statuses(&replies), vec![201, 409], "round {round}");
+        let number = customer(100 + round);
+        let sessions = [&team.agent, &team.other_agent];
+        let replies = at_once(2, |i| {
+            app.post(
+                "/v1/contacts",
+                &sessions[i].token,
+                json!({"name": format!("Caller {round}"), "phone_numbers": [number]}),
+            )
+        })
+        .await;
+        assert_eq!(sorted(&replies), vec![201, 409], "round {round}");
         assert_eq!(search(&app, &team.agent, &q(&number)).await.len(), 1);
     }
 }
@@ -874,27 +852,30 @@ async fn merging_one_pair_both_ways_at_once_keeps_one_contact(app: TestApp) {
         let one = id(&create(
             &app,
             &team.agent,
-            json!({"phone_numbers": [customer(200 + round as u32)]}),
+            json!({"phone_numbers": [customer(200 + round)]}),
         )
         .await);
         let two = id(&create(
             &app,
             &team.agent,
-            json!({"phone_numbers": [customer(300 + round as u32)]}),
+            json!({"phone_numbers": [customer(300 + round)]}),
         )
         .await);
-        let requests = [(one, two), (two, one)]
-            .iter()
-            .map(|(keep, other)| {
-                app.client()
-                    .post(app.url(&format!("/v1/contacts/{keep}/merge")))
-                    .bearer_auth(&team.manager.token)
-                    .json(&json!({"other_id": other}))
-            })
-            .collect();
-        let replies = at_once(requests).await;
+        let paths = [
+            format!("/v1/contacts/{one}/merge"),
+            format!("/v1/contacts/{two}/merge"),
+        ];
+        let others = [two, one];
+        let replies = at_once(2, |i| {
+            app.post(
+                &paths[i],
+                &team.manager.token,
+                json!({"other_id": others[i]}),
+            )
+        })
+        .await;
         let won: Vec<&Reply> = replies.iter().filter(|reply| reply.status == 200).collect();
-        assert_eq!(won.len(), 1, "round {round}: {:?}", statuses(&replies));
+        assert_eq!(won.len(), 1, "round {round}: {:?}", sorted(&replies));
         let lost = replies
             .iter()
             .find(|reply| reply.status != 200)
@@ -915,6 +896,219 @@ async fn merging_one_pair_both_ways_at_once_keeps_one_contact(app: TestApp) {
     }
 }
 
+/// An agent adds a number to a contact while a manager merges it away: the number ends
+/// on the surviving contact (the edit came first) or nowhere (the edit found it gone),
+/// never on a deleted contact or on two.
+async fn an_edit_racing_a_merge_is_kept_or_refused_whole(app: TestApp) {
+    let team = team(&app).await;
+    for round in 0..ROUNDS {
+        let keep = id(&create(
+            &app,
+            &team.agent,
+            json!({"phone_numbers": [customer(400 + round)]}),
+        )
+        .await);
+        let other = id(&create(
+            &app,
+            &team.agent,
+            json!({"phone_numbers": [customer(500 + round)]}),
+        )
+        .await);
+        let added = customer(600 + round);
+        let (manager, agent, app) = (&team.manager, &team.agent, &app);
+        let edit = json!({"name": "Edited", "phone_numbers": [customer(500 + round), added]});
+        let replies = at_once(2, |i| {
+            let edit = edit.clone();
+            async move {
+                match i {
+                    0 => {
+                        let merge = json!({"other_id": other});
+                        app.post(&format!("/v1/contacts/{keep}/merge"), &manager.token, merge)
+                            .await
+                    }
+                    _ => {
+                        app.patch(&format!("/v1/contacts/{other}"), &agent.token, edit)
+                            .await
+                    }
+                }
+            }
+        })
+        .await;
+        assert_eq!(replies[0].status, 200, "round {round}: {}", replies[0].body);
+        let edit = &replies[1];
+        assert!(
+            [200, 404].contains(&edit.status),
+            "round {round}: {} {}",
+            edit.status,
+            edit.body
+        );
+        app.get(&format!("/v1/contacts/{other}"), &team.agent.token)
+            .await
+            .expect(404);
+        let kept = app
+            .get(&format!("/v1/contacts/{keep}"), &team.agent.token)
+            .await
+            .expect(200)
+            .body;
+        let numbers: Vec<&str> = kept["phone_numbers"]
+            .as_array()
+            .expect("numbers")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let found = search(&app, &team.agent, &q(&added)).await;
+        if edit.status == 200 {
+            assert!(numbers.contains(&added.as_str()), "round {round}: {kept}");
+            assert_eq!(found, vec![keep], "round {round}");
+        } else {
+            assert_eq!(edit.body["code"], "not_found", "round {round}");
+            assert!(!numbers.contains(&added.as_str()), "round {round}: {kept}");
+            assert!(found.is_empty(), "round {round}: {found:?}");
+        }
+    }
+}
+
+/// A customer texts in from a number at the instant a manager imports it: one contact holds
+/// the number, the conversation is that contact's, and the import row is taken (created or
+/// updated), not lost to the race.
+async fn an_import_racing_an_inbound_text_from_its_number_makes_one_contact(app: TestApp) {
+    let team = team(&app).await;
+    for round in 0..ROUNDS {
+        let number = customer(700 + round);
+        let csv = format!("name,phone_numbers\nImported {round},{number}\n");
+        let (manager, sms, app) = (&team.manager, &team.sms, &app);
+        let replies = at_once(2, |i| {
+            let csv = csv.clone();
+            let number = number.clone();
+            async move {
+                match i {
+                    0 => import(app, manager, "text/csv", &csv).await,
+                    _ => {
+                        fixtures::inbound(
+                            app,
+                            sms.id,
+                            &sms.secret,
+                            &fixtures::external_id(),
+                            &number,
+                            "hello?",
+                        )
+                        .await
+                    }
+                }
+            }
+        })
+        .await;
+        let imported = &replies[0];
+        assert_eq!(imported.status, 200, "round {round}: {}", imported.body);
+        assert_eq!(
+            imported.body["failed"],
+            json!([]),
+            "round {round}: {}",
+            imported.body
+        );
+        let taken = imported.body["created"].as_i64().unwrap_or(0)
+            + imported.body["updated"].as_i64().unwrap_or(0);
+        assert_eq!(taken, 1, "round {round}: {}", imported.body);
+        assert_eq!(replies[1].status, 200, "round {round}: {}", replies[1].body);
+        let found = search(&app, &team.agent, &q(&number)).await;
+        assert_eq!(found.len(), 1, "round {round}: one contact holds {number}");
+        let conversation_id = replies[1].body["conversation_id"].as_i64().expect("id");
+        let conversation = fixtures::conversation(&app, &team.agent, conversation_id).await;
+        assert_eq!(
+            conversation["contact"]["id"], found[0],
+            "round {round}: {conversation}"
+        );
+        let contact = app
+            .get(&format!("/v1/contacts/{}", found[0]), &team.agent.token)
+            .await
+            .expect(200)
+            .body;
+        assert_eq!(
+            contact["name"],
+            format!("Imported {round}"),
+            "round {round}"
+        );
+    }
+}
+
+/// Favorites pressed in two tabs at once, and a favorite racing the contact's deletion:
+/// each press answers success or 404, and the list agrees with what was answered.
+async fn favorite_presses_at_once_leave_one_favorite(app: TestApp) {
+    let team = team(&app).await;
+    for round in 0..ROUNDS {
+        let contact = id(&create(&app, &team.agent, json!({"name": format!("Fav {round}")})).await);
+        let path = format!("/v1/contacts/{contact}/favorite");
+        let replies = at_once(2, |_| app.put(&path, &team.agent.token, None)).await;
+        for reply in &replies {
+            assert!(
+                reply.status < 300,
+                "round {round}: {} {}",
+                reply.status,
+                reply.body
+            );
+        }
+        let favorites = all_favorites(&app, &team.agent).await;
+        assert_eq!(
+            favorites.iter().filter(|id| **id == contact).count(),
+            1,
+            "round {round}"
+        );
+        let replies = at_once(2, |_| app.delete(&path, &team.agent.token)).await;
+        for reply in &replies {
+            assert!(
+                reply.status < 300,
+                "round {round}: {} {}",
+                reply.status,
+                reply.body
+            );
+        }
+        assert!(!all_favorites(&app, &team.agent).await.contains(&contact));
+
+        // A favorite racing the contact's deletion.
+        let (manager, other_agent, path, app) = (&team.manager, &team.other_agent, &path, &app);
+        let replies = at_once(2, |i| async move {
+            match i {
+                0 => {
+                    app.delete(&format!("/v1/contacts/{contact}"), &manager.token)
+                        .await
+                }
+                _ => app.put(path, &other_agent.token, None).await,
+            }
+        })
+        .await;
+        assert!(
+            replies[0].status < 300,
+            "round {round}: {}",
+            replies[0].body
+        );
+        assert!(
+            replies[1].status < 300 || replies[1].status == 404,
+            "round {round}: {} {}",
+            replies[1].status,
+            replies[1].body
+        );
+        assert!(
+            !all_favorites(&app, &team.other_agent)
+                .await
+                .contains(&contact)
+        );
+    }
+}
+
+async fn all_favorites(app: &TestApp, session: &Session) -> Vec<i64> {
+    let page = app
+        .get("/v1/contacts?favorite=true&limit=100", &session.token)
+        .await
+        .expect(200)
+        .body;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(id)
+        .collect()
+}
+
 on_both_backends!(
     number_formats_normalize_to_one_contact,
     the_directory_pages_by_name_and_edits_follow,
@@ -931,4 +1125,7 @@ on_both_backends!(
 on_both_backends_with!(side_by_side =>
     two_agents_saving_one_number_at_once_make_one_contact,
     merging_one_pair_both_ways_at_once_keeps_one_contact,
+    an_edit_racing_a_merge_is_kept_or_refused_whole,
+    an_import_racing_an_inbound_text_from_its_number_makes_one_contact,
+    favorite_presses_at_once_leave_one_favorite,
 );
