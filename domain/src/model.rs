@@ -203,6 +203,7 @@ wire_enum!(
         MessageCreated = "message.created",
         MessageUpdated = "message.updated",
         ContactUpdated = "contact.updated",
+        ContactsImported = "contacts.imported",
         ChatMessageCreated = "chat.message.created",
         Typing = "typing",
         Viewing = "viewing",

@@ -6,14 +6,13 @@
 use std::io::Read;
 
 use domain::contacts::{self as rules, ContactFields};
-use domain::{Actor, DomainError};
+use domain::{Actor, ContactId, DomainError};
 use openapi as wire;
 use persistence::DbConnection;
 use persistence::repo::contacts::{self, Contact};
 use persistence::repo::savepoint;
 
 use super::events::Outbox;
-use super::present;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -124,8 +123,7 @@ fn take_row(
     conn: &mut DbConnection,
     actor: &Actor,
     fields: &ContactFields,
-    outbox: &mut Outbox,
-) -> Result<Taken, ApiError> {
+) -> Result<(Taken, ContactId), ApiError> {
     let found = contacts::matching(
         conn,
         actor.org_id,
@@ -179,8 +177,7 @@ fn take_row(
         Some(actor.user_id),
         "{}",
     )?;
-    outbox.contact(actor.org_id, &present::contact(contact, false))?;
-    Ok(taken)
+    Ok((taken, contact.id))
 }
 
 /// The code and detail a refused row is reported with; `None` for failures that are not
@@ -271,14 +268,15 @@ fn write_batch(
     let (mut created, mut updated) = (0, 0);
     let logged = crate::db::write_here(&state.store, |conn| {
         let mut outbox = Outbox::new();
+        let mut taken_ids: Vec<i64> = Vec::new();
         for row in &rows {
             let outcome = match &row.fields {
                 Ok(fields) => {
                     // A number or e-mail saved by someone else between the row's lookup and
                     // its insert (a text from that number, say) is matched on a second look.
-                    match savepoint(conn, |conn| take_row(conn, actor, fields, &mut outbox)) {
+                    match savepoint(conn, |conn| take_row(conn, actor, fields)) {
                         Err(ApiError::Conflict { .. }) => {
-                            savepoint(conn, |conn| take_row(conn, actor, fields, &mut outbox))
+                            savepoint(conn, |conn| take_row(conn, actor, fields))
                         }
                         outcome => outcome,
                     }
@@ -286,8 +284,15 @@ fn write_batch(
                 Err(error) => Err(ApiError::Domain(error.clone())),
             };
             match outcome {
-                Ok(Taken::Created) => created += 1,
-                Ok(Taken::Updated) => updated += 1,
+                Ok((taken, id)) => {
+                    match taken {
+                        Taken::Created => created += 1,
+                        Taken::Updated => updated += 1,
+                    }
+                    if !taken_ids.contains(&id.get()) {
+                        taken_ids.push(id.get());
+                    }
+                }
                 Err(error) => match row_failure(&error) {
                     Some((code, detail)) => failed.push(wire::ImportFailure {
                         row: row.number,
@@ -297,6 +302,9 @@ fn write_batch(
                     None => return Err(error),
                 },
             }
+        }
+        if !taken_ids.is_empty() {
+            outbox.contacts_imported(actor.org_id, &taken_ids)?;
         }
         outbox.flush(conn)
     })?;

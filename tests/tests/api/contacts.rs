@@ -739,6 +739,30 @@ async fn a_csv_import_reports_bad_rows_and_keeps_the_good_ones(app: TestApp) {
     assert_eq!(carla["email"], "carla@example.com");
     assert_eq!(search(&app, &team.agent, &q("multi")).await.len(), 1);
 
+    // The import is announced once for its batch (not a frame per row), naming the contacts
+    // it created or updated.
+    let events = crate::realtime::replay_all(&app, &app.url(""), &team.other_agent, 0).await;
+    let imported: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["type"] == "contacts.imported")
+        .collect();
+    assert_eq!(imported.len(), 1, "{events:?}");
+    let mut announced: Vec<i64> = imported[0]["data"]["contact_ids"]
+        .as_array()
+        .expect("contact_ids")
+        .iter()
+        .map(|id| id.as_i64().expect("id"))
+        .collect();
+    announced.sort_unstable();
+    let mut listed = search(&app, &team.agent, "limit=100").await;
+    listed.sort_unstable();
+    assert_eq!(announced, listed);
+    assert!(
+        !events
+            .iter()
+            .any(|event| event["type"] == "contact.updated")
+    );
+
     // The whole file is refused when it is not the CSV the endpoint takes.
     import(&app, &team.manager, "text/csv", "name,fax\r\nAna,123\r\n")
         .await
