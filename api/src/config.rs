@@ -120,6 +120,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
 
+    /// Checks every response against the OpenAPI document and records what it does not
+    /// list (the test suite turns this on; see `contract`).
+    #[arg(skip)]
+    pub check_contract: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -2,10 +2,10 @@
 //! stable `code` of API.md. Causes are logged, never shown.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use domain::{DomainError, FieldError};
-use openapi::{FieldProblem, Problem};
+use openapi::{ErrorCode, FieldProblem, Problem};
 use persistence::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,10 @@ pub enum ApiError {
     Domain(#[from] DomainError),
     /// A state conflict (409) with its code: `email_taken`, `duplicate`, ….
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
+    /// The path has other methods only (listed in `Allow`).
+    #[error("this path does not take this method; it takes {}", .0.join(", "))]
+    MethodNotAllowed(Vec<&'static str>),
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -46,72 +49,27 @@ impl ApiError {
         ApiError::Domain(DomainError::invalid(field, message))
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
-        use DomainError as D;
+    /// The code this error is answered with (its status and title come with it).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", "Bad request"),
-            ApiError::Unauthenticated(_) => {
-                (StatusCode::UNAUTHORIZED, "unauthenticated", "Not signed in")
-            }
-            ApiError::InvalidCredentials => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid credentials",
-            ),
-            ApiError::AccountDisabled => (
-                StatusCode::UNAUTHORIZED,
-                "account_disabled",
-                "Account disabled",
-            ),
-            ApiError::Domain(error) => {
-                let status = match error {
-                    D::Forbidden => StatusCode::FORBIDDEN,
-                    D::NotFound => StatusCode::NOT_FOUND,
-                    D::UnsupportedAttachment => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    D::ConversationChanged => StatusCode::CONFLICT,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                let title = match error {
-                    D::Forbidden => "Forbidden",
-                    D::NotFound => "Not found",
-                    D::Validation(_) => "Validation failed",
-                    D::ConversationChanged => "Conflict",
-                    _ => "Refused by a rule",
-                };
-                (status, error.code(), title)
-            }
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
-            ),
-            ApiError::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
-            ),
-            ApiError::RateLimited { .. } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests",
-            ),
-            ApiError::CursorExpired => (StatusCode::GONE, "cursor_expired", "Cursor expired"),
-            ApiError::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "Service unavailable",
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Internal error",
-            ),
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ApiError::AccountDisabled => ErrorCode::AccountDisabled,
+            ApiError::Domain(error) => ErrorCode::of(error),
+            ApiError::Conflict { code, .. } => *code,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::CursorExpired => ErrorCode::CursorExpired,
+            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
     pub fn problem(&self) -> Problem {
-        let (status, code, title) = self.parts();
+        let code = self.code();
         let errors = match self {
             ApiError::Domain(DomainError::Validation(fields)) => {
                 Some(fields.iter().map(field_problem).collect())
@@ -131,8 +89,8 @@ impl ApiError {
         };
         Problem {
             problem_type: format!("https://switchboard.dev/problems/{code}"),
-            title: title.to_string(),
-            status: status.as_u16(),
+            title: code.title().to_string(),
+            status: code.status(),
             code: code.to_string(),
             detail: Some(detail),
             errors,
@@ -149,7 +107,7 @@ fn field_problem(error: &FieldError) -> FieldProblem {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.parts().0
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -166,6 +124,9 @@ impl ResponseError for ApiError {
         if let ApiError::RateLimited { retry_after } = self {
             response.insert_header((RETRY_AFTER, retry_after.to_string()));
         }
+        if let ApiError::MethodNotAllowed(allowed) = self {
+            response.insert_header((ALLOW, allowed.join(", ")));
+        }
         response.body(serde_json::to_string(&self.problem()).unwrap_or_default())
     }
 }
@@ -177,7 +138,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => {
                 tracing::debug!(constraint = %what, "unique constraint refused a write");
                 ApiError::Conflict {
-                    code: "duplicate",
+                    code: ErrorCode::Duplicate,
                     detail: "this already exists".into(),
                 }
             }
@@ -189,10 +150,7 @@ impl From<StoreError> for ApiError {
 
 /// Maps a unique-constraint refusal to `code` with a detail the client can show; any other
 /// failure maps as usual.
-pub fn on_conflict(
-    code: &'static str,
-    detail: &'static str,
-) -> impl FnOnce(StoreError) -> ApiError {
+pub fn on_conflict(code: ErrorCode, detail: &'static str) -> impl FnOnce(StoreError) -> ApiError {
     move |error| match error {
         StoreError::Conflict(_) => ApiError::Conflict {
             code,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod bootstrap;
 pub mod config;
+pub mod contract;
 pub mod db;
 pub mod delivery;
 pub mod error;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::{Compress, from_fn};
-use actix_web::{App, HttpRequest, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use persistence::repo::settings;
 use persistence::{Store, StoreError};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -34,7 +35,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::Config;
 use delivery::OutboundWebhook;
-use error::ApiError;
 use state::AppState;
 
 #[derive(OpenApi)]
@@ -77,14 +77,22 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document, built from the same registrations that serve traffic.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document, built from the same registrations that serve traffic, with each
+/// operation's problem responses spelled out (`openapi::problems::document`).
+pub fn openapi_json() -> serde_json::Value {
     let (_app, document) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes::configure)
         .split_for_parts();
-    document
+    let mut json = serde_json::to_value(&document).unwrap_or_default();
+    openapi::problems::document(&mut json);
+    json
+}
+
+/// [`openapi_json`] as utoipa's type (what the docs page serves).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    serde_json::from_value(openapi_json()).unwrap_or_default()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +174,7 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
         bus,
         decoy_hash: auth::decoy_hash(),
         deliveries: tokio::sync::Notify::new(),
+        contract_violations: contract::Violations::default(),
         store,
         config,
     };
@@ -176,11 +185,6 @@ async fn docs_redirect() -> actix_web::HttpResponse {
     actix_web::HttpResponse::PermanentRedirect()
         .insert_header(("location", "/docs/"))
         .finish()
-}
-
-/// Unknown paths answer with a problem document too, never an empty or HTML page.
-async fn not_found(_request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found())
 }
 
 /// Builds the HTTP server on a bound listener.
@@ -210,7 +214,8 @@ pub fn server(
             .split_for_parts();
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))
             .route("/docs", web::get().to(docs_redirect))
-            .default_service(web::to(not_found))
+            .default_service(web::to(contract::unrouted))
+            .wrap(from_fn(contract::observe))
             .wrap(Compress::default())
             .wrap(from_fn(metrics::observe))
     };

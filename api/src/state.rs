@@ -26,4 +26,6 @@ pub struct AppState {
     /// Poked after a commit that queued an outbound message, so the delivery worker sends it
     /// now rather than at its next poll.
     pub deliveries: tokio::sync::Notify,
+    /// Responses outside the OpenAPI document, when `config.check_contract` is on.
+    pub contract_violations: crate::contract::Violations,
 }

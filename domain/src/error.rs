@@ -1,4 +1,5 @@
-//! What a rule answers when it refuses. Each variant has one stable code (API.md).
+//! What a rule answers when it refuses. Each variant has one stable wire code
+//! (`openapi::problems::ErrorCode::of`).
 
 /// A field that failed validation, named as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,25 +53,6 @@ pub enum DomainError {
 impl DomainError {
     pub fn invalid(field: &str, message: &str) -> Self {
         DomainError::Validation(vec![FieldError::new(field, message)])
-    }
-
-    /// The stable, machine-readable code of API.md.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DomainError::Forbidden => "forbidden",
-            DomainError::NotFound => "not_found",
-            DomainError::Validation(_) => "validation_failed",
-            DomainError::AssignmentDisabled => "assignment_disabled",
-            DomainError::AssigneeNotMember => "assignee_not_member",
-            DomainError::AssigneeNotInTeam => "assignee_not_in_team",
-            DomainError::ConversationClosed => "conversation_closed",
-            DomainError::ConversationChanged => "conversation_changed",
-            DomainError::MoveDisabled => "move_disabled",
-            DomainError::ContactOptedOut => "contact_opted_out",
-            DomainError::ChannelCannotInitiate => "channel_cannot_initiate",
-            DomainError::AttachmentNotAllowedOnChannel => "attachment_not_allowed_on_channel",
-            DomainError::UnsupportedAttachment => "unsupported_attachment",
-        }
     }
 }
 

@@ -212,18 +212,14 @@ mod tests {
     fn an_admin_cannot_lock_themselves_out() {
         let me = actor(Role::Admin);
         let myself = user(1, Role::Admin);
-        assert_eq!(
-            may_change_user(&me, &myself, None, Some(false))
-                .unwrap_err()
-                .code(),
-            "validation_failed"
-        );
-        assert_eq!(
-            may_change_user(&me, &myself, Some(Role::Agent), None)
-                .unwrap_err()
-                .code(),
-            "validation_failed"
-        );
+        assert!(matches!(
+            may_change_user(&me, &myself, None, Some(false)).unwrap_err(),
+            DomainError::Validation { .. }
+        ));
+        assert!(matches!(
+            may_change_user(&me, &myself, Some(Role::Agent), None).unwrap_err(),
+            DomainError::Validation { .. }
+        ));
         assert!(may_change_user(&me, &myself, Some(Role::Admin), Some(true)).is_ok());
         assert!(
             may_change_user(&me, &user(2, Role::Admin), Some(Role::Agent), Some(false)).is_ok()
@@ -255,12 +251,10 @@ mod tests {
             Err(DomainError::NotFound)
         );
         assert!(may_add_inbox_member(&actor(Role::Admin), &theirs, &user(2, Role::Agent)).is_ok());
-        assert_eq!(
-            may_add_inbox_member(&actor(Role::Admin), &theirs, &user(3, Role::Agent))
-                .unwrap_err()
-                .code(),
-            "validation_failed"
-        );
+        assert!(matches!(
+            may_add_inbox_member(&actor(Role::Admin), &theirs, &user(3, Role::Agent)).unwrap_err(),
+            DomainError::Validation { .. }
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod enums;
 pub mod ops;
+pub mod problems;
 
 pub use admin::*;
 pub use auth::*;
@@ -19,6 +20,7 @@ pub use contacts::*;
 pub use conversations::*;
 pub use enums::*;
 pub use ops::*;
+pub use problems::ErrorCode;
 
 /// The committed OpenAPI document, as `make openapi` wrote it.
 pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use domain::error::Validator;
 use domain::{Actor, CannedResponseId, InboxId, policy, validate};
+use openapi::ErrorCode;
 use openapi::{
     CannedQuery, CannedResponse, CannedResponsePage, CreateCannedResponse, Problem,
     UpdateCannedResponse,
@@ -106,7 +107,7 @@ pub async fn create_canned_response(
         let (inbox, is_member) = visible_inbox(conn, &actor, inbox_id)?;
         policy::may_manage_canned_responses(&actor, &inbox, is_member)?;
         canned::insert(conn, actor.org_id, inbox_id, &shortcut, &title, &text)
-            .map_err(on_conflict("duplicate", TAKEN))
+            .map_err(on_conflict(ErrorCode::Duplicate, TAKEN))
     })
     .await?;
     Ok(HttpResponse::Created().json(CannedResponse::from(created)))
@@ -155,7 +156,7 @@ pub async fn update_canned_response(
         let title = title.unwrap_or(current.title);
         let text = text.unwrap_or(current.body);
         canned::update(conn, actor.org_id, id, &shortcut, &title, &text)
-            .map_err(on_conflict("duplicate", TAKEN))
+            .map_err(on_conflict(ErrorCode::Duplicate, TAKEN))
     })
     .await?;
     Ok(web::Json(updated.into()))

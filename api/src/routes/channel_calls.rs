@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, post, web};
 use base64::Engine;
 use domain::{Channel, ChannelId};
 use hmac::{Hmac, Mac};
+use openapi::ErrorCode;
 use openapi::{InboundMessage, InboundResult, Message, Problem, StatusCallback};
 use persistence::repo::channels;
 use serde::de::DeserializeOwned;
@@ -190,7 +191,7 @@ pub async fn receive_inbound_message(
                 // carrier): run again, it finds them now instead of losing this message.
                 if attempts >= INBOUND_ATTEMPTS {
                     return Err(ApiError::Conflict {
-                        code: "duplicate",
+                        code: ErrorCode::Duplicate,
                         detail: "a concurrent request conflicted; retry".into(),
                     });
                 }

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use domain::error::Validator;
 use domain::{ChannelType, InboxId, InboxKind, policy, validate};
+use openapi::ErrorCode;
 use openapi::{Channel, ChannelPage, CreateChannel, CreatedChannel, PageQuery, Problem};
 use persistence::repo::channels::{self, NewChannel};
 use persistence::repo::{conversations, inboxes};
@@ -120,7 +121,7 @@ pub async fn create_channel(
             }
         }
         channels::insert(conn, new).map_err(on_conflict(
-            "duplicate",
+            ErrorCode::Duplicate,
             "this address is already a channel of this organization",
         ))
     })

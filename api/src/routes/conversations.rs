@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use domain::{ContactId, ConversationId, InboxId, TeamId, UserId};
+use openapi::ErrorCode;
 use openapi::{
     ActivityPage, AssignRequest, BulkAction, BulkFailure, BulkRequest, BulkResult, CloseRequest,
     Conversation, ConversationCounts, ConversationPage, ConversationQuery, CreateConversation,
@@ -239,13 +240,14 @@ where
         }
         (
             Err(ApiError::Conflict {
-                code: "duplicate", ..
+                code: ErrorCode::Duplicate,
+                ..
             }),
             Some(key),
         ) => {
             db::read(&state.store, move |conn| {
                 idempotency::replay::<T>(conn, user, &key)?.ok_or_else(|| ApiError::Conflict {
-                    code: "duplicate",
+                    code: ErrorCode::Duplicate,
                     detail: "a concurrent request conflicted; retry".into(),
                 })
             })
@@ -264,7 +266,7 @@ where
     request_body = CreateConversation,
     responses(
         (status = 201, body = Conversation),
-        (status = 422, description = "`validation_failed`, `channel_cannot_initiate`, `contact_opted_out`", body = Problem),
+        (status = 422, description = "`validation_failed`, `channel_cannot_initiate`, `contact_opted_out`, `attachment_not_allowed_on_channel`", body = Problem),
     )
 )]
 #[post("/v1/conversations")]
@@ -324,7 +326,7 @@ pub async fn get_conversation(
         (status = 403, description = "An agent assigning someone else", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "`conversation_changed`: an agent's claim lost the race; a colleague took the conversation a moment earlier", body = Problem),
-        (status = 422, description = "`assignment_disabled`, `assignee_not_member`, `assignee_not_in_team`, `conversation_closed`", body = Problem),
+        (status = 422, description = "`assignment_disabled`, `assignee_not_member`, `assignee_not_in_team`, `conversation_closed`, `validation_failed` (an unknown or inactive assignee)", body = Problem),
     )
 )]
 #[post("/v1/conversations/{id}/assign")]
@@ -481,7 +483,7 @@ pub async fn unpin_conversation(
     operation_id = "tag_conversation",
     security(("bearer" = [])),
     params(("id" = i64, Path), ("tag_name" = String, Path)),
-    responses((status = 200, body = Conversation), (status = 404, description = "Unknown conversation or tag", body = Problem), (status = 422, body = Problem))
+    responses((status = 200, body = Conversation), (status = 404, description = "Unknown conversation or tag", body = Problem), (status = 422, description = "`validation_failed`, `conversation_closed`", body = Problem))
 )]
 #[put("/v1/conversations/{id}/tags/{tag_name}")]
 pub async fn tag_conversation(
@@ -655,7 +657,7 @@ pub async fn list_messages(
         (status = 201, body = Message),
         (status = 404, body = Problem),
         (status = 409, description = "`conversation_changed`: a newer message arrived after `if_last_message_id` (a colleague answered first); `duplicate`: a concurrent retry with the same key", body = Problem),
-        (status = 422, description = "`conversation_closed` (also when the send raced a close and lost), `contact_opted_out`, `validation_failed`", body = Problem),
+        (status = 422, description = "`conversation_closed` (also when the send raced a close and lost), `contact_opted_out`, `validation_failed`, `attachment_not_allowed_on_channel`", body = Problem),
     )
 )]
 #[post("/v1/conversations/{id}/messages")]

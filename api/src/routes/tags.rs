@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use domain::{TagId, policy, validate};
+use openapi::ErrorCode;
 use openapi::{CreateTag, PageQuery, Problem, Tag, TagPage, UpdateTag};
 use persistence::repo::tags;
 
@@ -70,7 +71,7 @@ pub async fn create_tag(
     let (name, color) = (name.unwrap_or_default(), color.unwrap_or_default());
     let org = caller.org();
     let tag = db::write(&state.store, move |conn| {
-        tags::insert(conn, org, &name, &color).map_err(on_conflict("duplicate", TAKEN))
+        tags::insert(conn, org, &name, &color).map_err(on_conflict(ErrorCode::Duplicate, TAKEN))
     })
     .await?;
     Ok(HttpResponse::Created().json(Tag::from(tag)))
@@ -118,7 +119,7 @@ pub async fn update_tag(
             color: color.as_deref(),
         };
         tags::update(conn, org, id, &changes)
-            .map_err(on_conflict("duplicate", TAKEN))?
+            .map_err(on_conflict(ErrorCode::Duplicate, TAKEN))?
             .ok_or_else(ApiError::not_found)
     })
     .await?;

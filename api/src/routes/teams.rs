@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use domain::{DomainError, OrgId, TeamId, UserId, policy, validate};
+use openapi::ErrorCode;
 use openapi::{CreateTeam, PageQuery, Problem, Team, TeamPage, UpdateTeam};
 use persistence::DbConnection;
 use persistence::repo::{teams, users};
@@ -83,7 +84,7 @@ pub async fn create_team(
             .into());
         }
         let team = teams::insert(conn, org, &name).map_err(on_conflict(
-            "duplicate",
+            ErrorCode::Duplicate,
             "a team with this name already exists",
         ))?;
         for user in &found {
@@ -122,6 +123,7 @@ pub async fn get_team(
     request_body = UpdateTeam,
     responses(
         (status = 200, body = Team),
+        (status = 403, description = "`forbidden`: only admins manage teams", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "`duplicate` name", body = Problem),
         (status = 422, body = Problem),
@@ -144,7 +146,7 @@ pub async fn update_team(
     let team = db::write(&state.store, move |conn| match name {
         Some(name) => teams::rename(conn, org, id, &name)
             .map_err(on_conflict(
-                "duplicate",
+                ErrorCode::Duplicate,
                 "a team with this name already exists",
             ))?
             .ok_or_else(ApiError::not_found),

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, get, patch, post, web};
 use domain::error::Validator;
 use domain::{UserId, policy, validate};
+use openapi::ErrorCode;
 use openapi::{CreateUser, PageQuery, Problem, UpdateUser, User, UserPage};
 use persistence::repo::users::{self, NewUser, UserChanges};
 
@@ -82,7 +83,7 @@ pub async fn create_user(
             password_hash: &password_hash,
         };
         users::insert(conn, new).map_err(on_conflict(
-            "email_taken",
+            ErrorCode::EmailTaken,
             "a user with this e-mail already exists",
         ))
     })

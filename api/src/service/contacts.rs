@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use domain::contacts::{self as rules, ContactFields};
 use domain::{Actor, ContactId, DomainError, EventType, Role, policy};
 use openapi as wire;
+use openapi::ErrorCode;
 use persistence::DbConnection;
 use persistence::repo::contacts::{self, Contact, Search};
 use persistence::repo::{conversation_list, conversations};
@@ -157,7 +158,7 @@ pub fn create(
     )?;
     rules::ensure_identifiable(&fields)?;
     let contact = contacts::insert(conn, actor.org_id, &fields)
-        .map_err(on_conflict("duplicate", NUMBER_TAKEN))?;
+        .map_err(on_conflict(ErrorCode::Duplicate, NUMBER_TAKEN))?;
     record(conn, actor, contact.id, "created", json!({}))?;
     announce(outbox, &contact)?;
     show(conn, actor, contact)
@@ -210,7 +211,7 @@ pub fn update(
     .filter_map(|(field, differs)| differs.then_some(field))
     .collect();
     let contact = contacts::update(conn, actor.org_id, id, &fields)
-        .map_err(on_conflict("duplicate", NUMBER_TAKEN))?;
+        .map_err(on_conflict(ErrorCode::Duplicate, NUMBER_TAKEN))?;
     record(conn, actor, id, "updated", json!({ "fields": changed }))?;
     announce(outbox, &contact)?;
     show(conn, actor, contact)

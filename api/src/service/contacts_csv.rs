@@ -3,6 +3,7 @@
 //! is reported and the good ones around it are kept; the export streams the directory a page
 //! at a time. Columns: name, phone_numbers (separated by `;`), email, company, notes.
 
+use openapi::ErrorCode;
 use std::io::Read;
 
 use domain::contacts::{self as rules, ContactFields};
@@ -160,7 +161,7 @@ fn take_row(
         }
         _ => {
             return Err(ApiError::Conflict {
-                code: "duplicate",
+                code: ErrorCode::Duplicate,
                 detail: "the row's numbers or e-mail belong to more than one contact".into(),
             });
         }
@@ -185,15 +186,15 @@ fn take_row(
 fn row_failure(error: &ApiError) -> Option<(&'static str, String)> {
     match error {
         ApiError::Domain(DomainError::Validation(fields)) => Some((
-            "validation_failed",
+            error.code().as_str(),
             fields
                 .iter()
                 .map(|field| format!("{}: {}", field.field, field.message))
                 .collect::<Vec<_>>()
                 .join("; "),
         )),
-        ApiError::Conflict { detail, .. } => Some(("duplicate", detail.clone())),
-        ApiError::Domain(other) => Some((other.code(), other.to_string())),
+        ApiError::Conflict { detail, .. } => Some((error.code().as_str(), detail.clone())),
+        ApiError::Domain(other) => Some((error.code().as_str(), other.to_string())),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@ use domain::conversation::{self as conversation_rules, AuthorType, Direction, Me
 use domain::surveys::{self as rules, SummaryScope};
 use domain::{Actor, ConversationId, EventType, InboxId, policy};
 use openapi as wire;
+use openapi::ErrorCode;
 use persistence::DbConnection;
 use persistence::repo::{channels, contacts, conversations, inboxes, messages, surveys};
 
@@ -71,7 +72,7 @@ pub fn show(conn: &mut DbConnection, token: &str) -> Result<wire::PublicSurvey, 
 
 fn already_answered() -> ApiError {
     ApiError::Conflict {
-        code: "duplicate",
+        code: ErrorCode::Duplicate,
         detail: "this survey was already answered".into(),
     }
 }

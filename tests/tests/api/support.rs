@@ -216,6 +216,7 @@ pub fn test_config(db: &TestDb) -> Config {
     config.shutdown_timeout = 1;
     config.login_failures_per_account = 5;
     config.login_failures_per_address = 20;
+    config.check_contract = true;
     config
 }
 
@@ -261,6 +262,13 @@ pub async fn run<F, Fut>(
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+    // Every response of the test was one its operation's OpenAPI entry lists.
+    let violations = app.inner.server.state.contract_violations.take();
+    assert!(
+        violations.is_empty(),
+        "responses the OpenAPI document does not list:\n{}",
+        violations.join("\n")
+    );
 }
 
 /// Declares each listed `async fn(TestApp)` as two tests, `sqlite` and `postgres`.
