@@ -104,11 +104,9 @@ impl Contract {
             return Ok(()); // A success, or an error with a body of its own (`/readyz`).
         }
         match code {
-            Some(code) if !codes.iter().any(|listed| listed == code) => {
-                Err(format!(
-                    "{method} {template} answered {status} `{code}`; its entry lists {codes:?}"
-                ))
-            }
+            Some(code) if !codes.iter().any(|listed| listed == code) => Err(format!(
+                "{method} {template} answered {status} `{code}`; its entry lists {codes:?}"
+            )),
             None => Err(format!(
                 "{method} {template} answered {status} without a problem code"
             )),

@@ -172,6 +172,31 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
+/// Errors the framework raises itself (a raw body over the limit, a body that breaks off)
+/// become problem documents like every other error.
+pub async fn framework_problems(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let response = next.call(request).await?;
+    let Some(cause) = response
+        .response()
+        .error()
+        .filter(|error| error.as_error::<ApiError>().is_none())
+        .map(ToString::to_string)
+    else {
+        return Ok(response.map_into_boxed_body());
+    };
+    let error = match response.status().as_u16() {
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType(cause),
+        status if status < 500 => ApiError::BadRequest(cause),
+        _ => ApiError::Internal(cause),
+    };
+    let (request, _) = response.into_parts();
+    Ok(actix_web::dev::ServiceResponse::from_err(error, request).map_into_boxed_body())
+}
+
 /// Turns extractor failures (bad JSON, query or path) into problem documents.
 pub mod extractors {
     use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};

@@ -215,6 +215,7 @@ pub fn server(
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))
             .route("/docs", web::get().to(docs_redirect))
             .default_service(web::to(contract::unrouted))
+            .wrap(from_fn(error::framework_problems))
             .wrap(from_fn(contract::observe))
             .wrap(Compress::default())
             .wrap(from_fn(metrics::observe))

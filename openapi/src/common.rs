@@ -45,7 +45,8 @@ macro_rules! page_type {
         #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub struct $page {
             pub items: Vec<$item>,
-            /// Pass as `cursor` for the next page; `null` on the last page.
+            /// Pass back for the next page (as `cursor`; as `before` for messages); `null`
+            /// on the last page.
             pub next_cursor: Option<String>,
         }
     };

@@ -148,8 +148,10 @@ pub async fn receive_inbound_message(
     path: web::Path<i64>,
     body: Bytes,
 ) -> Result<web::Json<InboundResult>, ApiError> {
-    let (channel, inbound): (Channel, InboundMessage) =
+    let (channel, mut inbound): (Channel, InboundMessage) =
         authenticate(&state, &request, path.into_inner(), &body).await?;
+    // The provider's id as it is stored, so a replay padded with spaces finds the original.
+    inbound.external_id = inbound.external_id.trim().to_string();
     let files = store_inbound_files(&state, &channel, &inbound).await?;
     let mut attempts = 0;
     loop {

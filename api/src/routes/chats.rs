@@ -10,6 +10,7 @@ use openapi::{
 use persistence::repo::chats::Position;
 
 use crate::auth::Caller;
+use crate::body::Json;
 use crate::error::ApiError;
 use crate::service::{chats, events};
 use crate::state::AppState;
@@ -81,7 +82,7 @@ pub async fn list_chats(
 pub async fn create_chat(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateChat>,
+    body: Json<CreateChat>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, body) = (caller.user, body.into_inner());
     let (chat, created) =
@@ -161,7 +162,7 @@ pub async fn send_chat_message(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<i64>,
-    body: web::Json<SendChatMessage>,
+    body: Json<SendChatMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, id, body) = (caller.actor(), ChatId(path.into_inner()), body.into_inner());
     let sent: ChatMessage = events::write(&state, move |conn, outbox| {

@@ -191,12 +191,18 @@ pub async fn count_conversations(
     }))
 }
 
-fn idempotency_header(request: &HttpRequest) -> Option<String> {
+/// The `Idempotency-Key` header, if sent; one that is not visible ASCII is refused rather
+/// than ignored (ignoring it would run a retried request twice).
+fn idempotency_header(request: &HttpRequest) -> Result<Option<String>, ApiError> {
     request
         .headers()
         .get(IDEMPOTENCY_KEY)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_string)
+        .map(|value| {
+            value.to_str().map(str::to_string).map_err(|_| {
+                ApiError::BadRequest("the Idempotency-Key header must be visible ASCII".into())
+            })
+        })
+        .transpose()
 }
 
 /// Runs an idempotent creation: replays the stored result for a repeated key, otherwise
@@ -278,7 +284,7 @@ pub async fn create_conversation(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let key = Key::new(
-        idempotency_header(&request).as_deref(),
+        idempotency_header(&request)?.as_deref(),
         "create_conversation",
         &body,
     )?;
@@ -671,7 +677,7 @@ pub async fn send_message(
     let (actor, id) = (caller.actor(), ConversationId(path.into_inner()));
     let body = body.into_inner();
     let key = Key::new(
-        idempotency_header(&request).as_deref(),
+        idempotency_header(&request)?.as_deref(),
         &format!("send_message {}", id.get()),
         &body,
     )?;

@@ -1,10 +1,11 @@
 //! The OpenAPI document integrators read is the one the server serves, and the API reference
 //! page works without the internet.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::on_both_backends;
-use crate::support::TestApp;
+use crate::fixtures;
+use crate::support::{TestApp, into_reply};
+use crate::{on_both_backends, on_both_backends_with};
 
 async fn the_served_document_matches_the_committed_one(app: TestApp) {
     let served = app
@@ -166,7 +167,137 @@ fn the_document_describes_every_endpoint_of_the_contract() {
     );
 }
 
+/// Every committed problem response is a problem document with a `code` enum, and every
+/// response has a description (what validators and client generators require).
+#[test]
+fn every_problem_response_names_its_codes() {
+    let document: Value =
+        serde_json::from_str(openapi::COMMITTED_SPEC).expect("openapi/openapi.json is JSON");
+    let mut bare = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let name = format!("{method} {path} {status}");
+                if response["description"].as_str().is_none_or(str::is_empty) {
+                    bare.push(format!("{name}: no description"));
+                }
+                let problem = &response["content"]["application/problem+json"];
+                let status: u16 = status.parse().expect("a numeric status");
+                if status >= 400 && path != "/readyz" {
+                    let codes = &problem["schema"]["allOf"][1]["properties"]["code"]["enum"];
+                    if codes.as_array().is_none_or(Vec::is_empty) {
+                        bare.push(format!("{name}: no code enum"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bare.is_empty(), "{bare:#?}");
+}
+
+/// A method a path does not have answers 405 with `Allow`; an unknown path 404; both as
+/// problem documents.
+async fn unserved_methods_answer_405_with_allow(app: TestApp) {
+    let admin = app.admin().await;
+    for (method, path, allow) in [
+        ("PATCH", "/v1/tags", "GET, POST"),
+        ("TRACE", "/v1/tags", "GET, POST"),
+        ("POST", "/v1/conversations/12", "GET"),
+        ("PUT", "/healthz", "GET"),
+    ] {
+        let request = app
+            .client()
+            .request(method.parse().expect("method"), app.url(path))
+            .bearer_auth(&admin.token);
+        let reply = into_reply(request.send().await.expect("reaches the server")).await;
+        assert_eq!(reply.status, 405, "{method} {path}: {}", reply.body);
+        assert_eq!(reply.body["code"], "method_not_allowed", "{method} {path}");
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+    }
+    app.get("/v1/nothing-here", &admin.token)
+        .await
+        .expect_problem(404, "not_found");
+}
+
+fn small_bodies(config: &mut api::Config) {
+    config.max_body = 2048;
+    config.max_upload = 4096;
+}
+
+/// A body over the limit is refused with a problem document on raw-body endpoints too.
+async fn an_oversized_raw_body_is_a_problem_document(app: TestApp) {
+    let big = vec![b'x'; 64 * 1024];
+    let reply = app
+        .client()
+        .post(app.url("/v1/auth/login"))
+        .header("Content-Type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("reaches the server");
+    let reply = into_reply(reply).await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(reply.body["code"], "payload_too_large");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+}
+
+/// An `Idempotency-Key` that is not visible ASCII is refused, not silently ignored (which
+/// would send a retried message twice).
+async fn an_unreadable_idempotency_key_is_refused(app: TestApp) {
+    let admin = app.admin().await;
+    let inbox = fixtures::inbox(&app, &admin, "Support", json!({}), &[]).await;
+    let channel = fixtures::sms_channel(&app, &admin, inbox, "+14155550000").await;
+    let conversation = channel.text(&app, &fixtures::customer(1), "hello").await;
+    let key = reqwest::header::HeaderValue::from_bytes(b"caf\xe9").expect("obs-text header");
+    let path = format!("/v1/conversations/{conversation}/messages");
+    for _ in 0..2 {
+        let request = app
+            .client()
+            .post(app.url(&path))
+            .bearer_auth(&admin.token)
+            .header("Idempotency-Key", key.clone())
+            .json(&json!({"kind": "note", "body": "once"}));
+        let reply = into_reply(request.send().await.expect("reaches the server")).await;
+        reply.expect_problem(400, "bad_request");
+    }
+    let notes = fixtures::messages(&app, &admin, conversation).await;
+    assert!(!notes.iter().any(|message| message["body"] == "once"));
+}
+
+/// A provider retry whose id carries stray spaces is the same message, answered with the
+/// original ids.
+async fn a_padded_provider_id_replays_the_original(app: TestApp) {
+    let admin = app.admin().await;
+    let inbox = fixtures::inbox(&app, &admin, "Support", json!({}), &[]).await;
+    let channel = fixtures::sms_channel(&app, &admin, inbox, "+14155550000").await;
+    let from = fixtures::customer(2);
+    let first = fixtures::inbound(&app, channel.id, &channel.secret, "m-17", &from, "hi")
+        .await
+        .expect(200);
+    let again = fixtures::inbound(&app, channel.id, &channel.secret, "  m-17 ", &from, "hi")
+        .await
+        .expect(200);
+    assert_eq!(again.body, first.body);
+    let conversation = first.body["conversation_id"].as_i64().expect("id");
+    assert_eq!(
+        fixtures::messages(&app, &admin, conversation).await.len(),
+        1
+    );
+}
+
 on_both_backends!(
     the_served_document_matches_the_committed_one,
-    the_reference_page_is_served_from_the_binary
+    the_reference_page_is_served_from_the_binary,
+    unserved_methods_answer_405_with_allow,
+    an_unreadable_idempotency_key_is_refused,
+    a_padded_provider_id_replays_the_original,
 );
+
+on_both_backends_with!(small_bodies => an_oversized_raw_body_is_a_problem_document);
