@@ -45,6 +45,13 @@ use state::AppState;
         description = "The backend of a shared team inbox: SMS/MMS, WhatsApp, Facebook, Instagram and web chat conversations, worked by a team of agents. Errors are RFC 9457 problem documents whose `code` is stable."
     ),
     modifiers(&BearerAuth, &OutboundWebhook),
+    // Query parameter types, which the path macros name but do not collect.
+    components(schemas(
+        openapi::ListStatus,
+        openapi::AssigneeFilter,
+        openapi::ParticipantFilter,
+        openapi::ConversationSort,
+    )),
     tags(
         (name = "auth", description = "Sign-in and tokens"),
         (name = "me", description = "The signed-in user"),

@@ -195,6 +195,38 @@ fn every_problem_response_names_its_codes() {
     assert!(bare.is_empty(), "{bare:#?}");
 }
 
+/// Every `$ref` names a schema the document defines (generators stop at the first that
+/// does not).
+#[test]
+fn every_reference_is_defined() {
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value.as_str()) {
+                        ("$ref", Some(target)) => found.push(target),
+                        _ => refs(value, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+            _ => {}
+        }
+    }
+    let document: Value =
+        serde_json::from_str(openapi::COMMITTED_SPEC).expect("openapi/openapi.json is JSON");
+    let mut found = Vec::new();
+    refs(&document, &mut found);
+    let undefined: Vec<&str> = found
+        .into_iter()
+        .filter(|target| {
+            let name = target.trim_start_matches("#/components/schemas/");
+            document["components"]["schemas"][name].is_null()
+        })
+        .collect();
+    assert!(undefined.is_empty(), "{undefined:?}");
+}
+
 /// A method a path does not have answers 405 with `Allow`; an unknown path 404; both as
 /// problem documents.
 async fn unserved_methods_answer_405_with_allow(app: TestApp) {
