@@ -195,6 +195,18 @@ fn every_problem_response_names_its_codes() {
     assert!(bare.is_empty(), "{bare:#?}");
 }
 
+/// The client guide's table of codes names every code the server has, with its status.
+#[test]
+fn the_error_guide_lists_every_code() {
+    let guide = include_str!("../../../docs/errors.md");
+    let missing: Vec<String> = openapi::ErrorCode::ALL
+        .iter()
+        .filter(|code| !guide.contains(&format!("| {} | `{code}` |", code.status())))
+        .map(ToString::to_string)
+        .collect();
+    assert!(missing.is_empty(), "docs/errors.md lacks {missing:?}");
+}
+
 /// Every `$ref` names a schema the document defines (generators stop at the first that
 /// does not).
 #[test]
