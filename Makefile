@@ -33,6 +33,7 @@ lint:
 ## openapi: regenerate the committed OpenAPI document from the routes
 openapi:
 	$(CARGO) run -q -p switchboard-api --bin switchboard -- openapi > openapi/openapi.json
+	$(CARGO) run -q -p switchboard-api --bin switchboard -- asyncapi > openapi/asyncapi.json
 
 build:
 	$(CARGO) build -p switchboard-api

@@ -1,6 +1,7 @@
 //! Switchboard's HTTP and WebSocket server. `main.rs` is the `switchboard` command; tests
 //! start the same server in-process with [`spawn`].
 
+pub mod asyncapi;
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
@@ -42,7 +43,7 @@ use state::AppState;
     info(
         title = "Switchboard API",
         version = "1",
-        description = "The backend of a shared team inbox: SMS/MMS, WhatsApp, Facebook, Instagram and web chat conversations, worked by a team of agents. Errors are RFC 9457 problem documents whose `code` is stable."
+        description = "The backend of a shared team inbox: SMS/MMS, WhatsApp, Facebook, Instagram and web chat conversations, worked by a team of agents. Errors are RFC 9457 problem documents whose `code` is stable. The WebSocket protocol (`/v1/ws`: every event type and its data, client frames, close codes) is described by the AsyncAPI document at [/asyncapi.json](/asyncapi.json)."
     ),
     modifiers(&BearerAuth, &OutboundWebhook),
     // Query parameter types, which the path macros name but do not collect.
@@ -95,6 +96,11 @@ pub fn openapi_json() -> serde_json::Value {
     let mut json = serde_json::to_value(&document).unwrap_or_default();
     openapi::problems::document(&mut json);
     json
+}
+
+/// The WebSocket protocol as an AsyncAPI 3.0 document (see [`asyncapi`]).
+pub fn asyncapi_json() -> serde_json::Value {
+    asyncapi::document(&openapi_json())
 }
 
 /// [`openapi_json`] as utoipa's type (what the docs page serves).
@@ -188,6 +194,14 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     Ok((state, generated_password))
 }
 
+async fn serve_asyncapi() -> actix_web::HttpResponse {
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| asyncapi_json().to_string());
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT.as_str())
+}
+
 async fn docs_redirect() -> actix_web::HttpResponse {
     actix_web::HttpResponse::PermanentRedirect()
         .insert_header(("location", "/docs/"))
@@ -221,6 +235,7 @@ pub fn server(
             .split_for_parts();
         app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document.clone()))
             .route("/docs", web::get().to(docs_redirect))
+            .route("/asyncapi.json", web::get().to(serve_asyncapi))
             .default_service(web::to(contract::unrouted))
             .wrap(from_fn(error::framework_problems))
             .wrap(from_fn(contract::observe))

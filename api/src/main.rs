@@ -75,6 +75,8 @@ enum Command {
     },
     /// Prints the OpenAPI document.
     Openapi,
+    /// Prints the AsyncAPI document of the WebSocket protocol.
+    Asyncapi,
 }
 
 fn init_logging(json: bool) {
@@ -127,6 +129,9 @@ fn main() -> ExitCode {
                 },
             )
         }
+        Command::Asyncapi => serde_json::to_string_pretty(&switchboard_api::asyncapi_json())
+            .map(|json| println!("{json}"))
+            .map_err(|error| error.to_string()),
         Command::Openapi => openapi_document()
             .to_pretty_json()
             .map(|json| println!("{json}"))

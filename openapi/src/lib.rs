@@ -24,3 +24,6 @@ pub use problems::ErrorCode;
 
 /// The committed OpenAPI document, as `make openapi` wrote it.
 pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");
+
+/// The committed AsyncAPI document of the WebSocket protocol, as `make openapi` wrote it.
+pub const COMMITTED_ASYNCAPI: &str = include_str!("../asyncapi.json");

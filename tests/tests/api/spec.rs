@@ -336,7 +336,176 @@ async fn a_padded_provider_id_replays_the_original(app: TestApp) {
     );
 }
 
+/// Whether `value` has what `schema` (an AsyncAPI or OpenAPI schema, `$ref`s into
+/// `schemas`) requires: every required property, no property it does not declare, and the
+/// same of nested objects and array items. Types are left to the JSON Schema validators of
+/// `make api-check`; this catches shapes that drift.
+fn conforms(value: &Value, schema: &Value, schemas: &Value, at: &str) -> Result<(), String> {
+    if let Some(target) = schema["$ref"].as_str() {
+        let name = target.trim_start_matches("#/components/schemas/");
+        return conforms(value, &schemas[name], schemas, at);
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(options) = schema[key].as_array() {
+            let results: Vec<Result<(), String>> = options
+                .iter()
+                .map(|option| conforms(value, option, schemas, at))
+                .collect();
+            return match key {
+                "allOf" => results.into_iter().collect(),
+                _ if results.iter().any(Result::is_ok) => Ok(()),
+                _ => Err(format!("{at}: matches none of {key}: {results:?}")),
+            };
+        }
+    }
+    if value.is_null() {
+        return Ok(()); // Nullability is the validators' business.
+    }
+    if let (Some(object), Some(properties)) = (value.as_object(), schema["properties"].as_object())
+    {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let required = required.as_str().unwrap_or_default();
+            if !object.contains_key(required) {
+                return Err(format!("{at}: lacks `{required}`"));
+            }
+        }
+        for (key, field) in object {
+            let Some(declared) = properties.get(key) else {
+                return Err(format!("{at}: `{key}` is not in the schema"));
+            };
+            conforms(field, declared, schemas, &format!("{at}.{key}"))?;
+        }
+    }
+    if let (Some(items), Some(item)) = (value.as_array(), schema.get("items")) {
+        for (index, element) in items.iter().enumerate() {
+            conforms(element, item, schemas, &format!("{at}[{index}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The AsyncAPI document served, committed and generated are one.
+async fn the_served_asyncapi_document_matches_the_committed_one(app: TestApp) {
+    let served = app.get("/asyncapi.json", "").await.expect(200).body;
+    let committed: Value =
+        serde_json::from_str(openapi::COMMITTED_ASYNCAPI).expect("openapi/asyncapi.json is JSON");
+    assert!(
+        served == committed && committed == api::asyncapi_json(),
+        "openapi/asyncapi.json is stale: run `make openapi`"
+    );
+}
+
+/// A working day's events, as a client receives them, have exactly the shapes the AsyncAPI
+/// document gives their type.
+async fn events_have_the_shapes_the_asyncapi_document_gives(app: TestApp) {
+    let document = api::asyncapi_json();
+    let schemas = &document["components"]["schemas"];
+    let messages = &document["channels"]["live"]["messages"];
+    let admin = app.admin().await;
+    let agent = app.user(&admin, "agent", "Alex Agent").await;
+    let support = fixtures::inbox(&app, &admin, "Support", json!({}), &[&agent]).await;
+    let sales = fixtures::inbox(&app, &admin, "Sales", json!({}), &[&agent]).await;
+    let sms = fixtures::sms_channel(&app, &admin, support, "+14155550000").await;
+    let conversation = sms.text(&app, &fixtures::customer(3), "my order?").await;
+    let assign = format!("/v1/conversations/{conversation}/assign");
+    app.post(&assign, &admin.token, json!({"assignee_id": agent.user_id}))
+        .await
+        .expect(200);
+    let messages_path = format!("/v1/conversations/{conversation}/messages");
+    let reply = app
+        .post(
+            &messages_path,
+            &agent.token,
+            json!({"kind": "message", "body": "on its way"}),
+        )
+        .await
+        .expect(201);
+    let reaction = format!("/v1/messages/{}/reactions/%F0%9F%91%8D", reply.body["id"]);
+    assert!(app.put(&reaction, &agent.token, None).await.status < 300);
+    app.post(
+        &format!("/v1/conversations/{conversation}/move"),
+        &agent.token,
+        json!({"inbox_id": sales}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/v1/conversations/{conversation}/close"),
+        &admin.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/v1/contacts",
+        &admin.token,
+        json!({"name": "Ana", "phone_numbers": [fixtures::customer(4)]}),
+    )
+    .await
+    .expect(201);
+    let csv = format!("name,phone_numbers\nBea,{}\n", fixtures::customer(5));
+    let imported = app
+        .client()
+        .post(app.url("/v1/contacts/import"))
+        .bearer_auth(&admin.token)
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("reaches the server");
+    assert_eq!(imported.status(), 200);
+    let chat = app
+        .post(
+            "/v1/chats",
+            &admin.token,
+            json!({"kind": "direct", "member_ids": [agent.user_id]}),
+        )
+        .await
+        .body["id"]
+        .clone();
+    app.post(
+        &format!("/v1/chats/{chat}/messages"),
+        &admin.token,
+        json!({"body": "lunch?"}),
+    )
+    .await
+    .expect(201);
+
+    let events = crate::realtime::replay_all(&app, &app.url(""), &admin, 0).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for event in &events {
+        let kind = event["type"].as_str().expect("type");
+        let message = messages
+            .as_object()
+            .expect("messages")
+            .values()
+            .find(|message| message["name"] == kind)
+            .unwrap_or_else(|| panic!("`{kind}` is not in the AsyncAPI document"));
+        if let Err(why) = conforms(event, &message["payload"], schemas, kind) {
+            panic!("{why}\n{event}");
+        }
+        seen.insert(kind.to_string());
+    }
+    let expected = [
+        "conversation.created",
+        "conversation.updated",
+        "conversation.assigned",
+        "conversation.moved",
+        "conversation.closed",
+        "message.created",
+        "message.updated",
+        "contact.updated",
+        "contacts.imported",
+        "chat.message.created",
+    ];
+    for kind in expected {
+        assert!(seen.contains(kind), "no `{kind}` among {seen:?}");
+    }
+}
+
 on_both_backends!(
+    the_served_asyncapi_document_matches_the_committed_one,
+    events_have_the_shapes_the_asyncapi_document_gives,
     the_served_document_matches_the_committed_one,
     the_reference_page_is_served_from_the_binary,
     unserved_methods_answer_405_with_allow,
