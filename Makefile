@@ -4,7 +4,7 @@ SKIP_LOG := $(CURDIR)/target/skipped-postgres-tests.txt
 # Tests wait on sockets and databases more than on the CPU.
 TEST_THREADS ?= 4
 
-.PHONY: run seed-demo test lint openapi build release
+.PHONY: run seed-demo test lint openapi api-check fuzz-api build release
 
 ## run: build and start the server on SQLite with the in-process bus (http://127.0.0.1:8080)
 run:
@@ -30,10 +30,18 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## openapi: regenerate the committed OpenAPI document from the routes
+## openapi: regenerate the committed OpenAPI and AsyncAPI documents from the code
 openapi:
 	$(CARGO) run -q -p switchboard-api --bin switchboard -- openapi > openapi/openapi.json
 	$(CARGO) run -q -p switchboard-api --bin switchboard -- asyncapi > openapi/asyncapi.json
+
+## api-check: OpenAPI validator and Redocly lint, a TypeScript client generated and compiled, AsyncAPI parsed
+api-check:
+	tools/api-check/check.sh
+
+## fuzz-api: schemathesis (every check, bounded examples) against a live debug server; FUZZ_ARGS for more flags
+fuzz-api: build
+	tools/api-check/fuzz.sh target/debug/switchboard $(FUZZ_ARGS)
 
 build:
 	$(CARGO) build -p switchboard-api

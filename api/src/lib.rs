@@ -29,7 +29,7 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use persistence::repo::settings;
 use persistence::{Store, StoreError};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -82,11 +82,20 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // Channel calls are signed with the channel's inbound secret (see docs/webhooks.md).
+        components.add_security_scheme(
+            "channel_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Switchboard-Signature",
+                "`sha256=` and the hex HMAC-SHA256 of the raw body under the channel's inbound secret",
+            ))),
+        );
     }
 }
 
 /// The OpenAPI document, built from the same registrations that serve traffic, with each
-/// operation's problem responses spelled out (`openapi::problems::document`).
+/// operation's problem responses, summary and security spelled out
+/// (`openapi::document::finish`).
 pub fn openapi_json() -> serde_json::Value {
     let (_app, document) = App::new()
         .into_utoipa_app()
@@ -94,7 +103,7 @@ pub fn openapi_json() -> serde_json::Value {
         .configure(routes::configure)
         .split_for_parts();
     let mut json = serde_json::to_value(&document).unwrap_or_default();
-    openapi::problems::document(&mut json);
+    openapi::document::finish(&mut json);
     json
 }
 

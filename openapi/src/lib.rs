@@ -7,6 +7,7 @@ pub mod auth;
 pub mod chats;
 pub mod common;
 pub mod contacts;
+pub mod document;
 pub mod conversations;
 pub mod enums;
 pub mod ops;

@@ -129,6 +129,7 @@ async fn store_inbound_files(
 #[utoipa::path(
     tag = "channels",
     operation_id = "receive_inbound_message",
+    security(("channel_signature" = [])),
     params(
         ("id" = i64, Path, description = "Channel id"),
         ("X-Switchboard-Signature" = String, Header, description = "`sha256=<hex HMAC-SHA256 of the raw body with the channel's inbound_secret>`"),
@@ -207,6 +208,7 @@ pub async fn receive_inbound_message(
 #[utoipa::path(
     tag = "channels",
     operation_id = "receive_delivery_status",
+    security(("channel_signature" = [])),
     params(
         ("id" = i64, Path, description = "Channel id"),
         ("X-Switchboard-Signature" = String, Header, description = "As for inbound messages"),
