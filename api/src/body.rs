@@ -86,6 +86,10 @@ fn object<T: DeserializeOwned + 'static>(
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
+        // An optional body sent as JSON `null` is no body.
+        if !content_type_required && bytes.trim_ascii() == b"null" {
+            return Ok(None);
+        }
         if bytes.len() > limit {
             return Err(ApiError::PayloadTooLarge.into());
         }
@@ -104,11 +108,30 @@ fn object<T: DeserializeOwned + 'static>(
 pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid =
         |error: serde_json::Error| ApiError::BadRequest(format!("invalid JSON body: {error}"));
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
     if !value.is_object() {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
         ));
     }
+    whole_numbers_as_integers(&mut value);
     serde_json::from_value(value).map_err(invalid)
+}
+
+/// JSON does not tell `4` from `4.0`, and neither do JSON Schema's integers: a whole number
+/// written with a fraction is taken as the integer it is.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if !number.is_i64() && !number.is_u64() => {
+            if let Some(float) = number.as_f64()
+                && float.fract() == 0.0
+                && float.abs() < 9_007_199_254_740_992.0
+            {
+                *value = serde_json::Value::from(float as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }

@@ -11,6 +11,8 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpRequest, web};
 use serde_json::Value;
 
+use openapi::ErrorCode;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -54,11 +56,13 @@ impl Contract {
         Contract { document, routes }
     }
 
-    /// The methods of the documented path `path` matches (literal segments win over
-    /// parameters, as the router decides), or `None` when no path matches.
+    /// The methods of the documented path that `path` matches most specifically (the one
+    /// with the fewest parameters: `/v1/contacts/import` over `/v1/contacts/{id}`), or
+    /// `None` when no path matches.
     fn methods_of(&self, path: &str) -> Option<Vec<&'static str>> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let mut matching: Vec<&Route> = self
+        let parameters = |route: &Route| route.segments.iter().filter(|s| s.is_none()).count();
+        let matching: Vec<&Route> = self
             .routes
             .iter()
             .filter(|route| {
@@ -70,12 +74,10 @@ impl Contract {
                         .all(|(expected, got)| expected.as_deref().is_none_or(|e| e == *got))
             })
             .collect();
-        if matching.is_empty() {
-            return None;
-        }
-        matching.sort_by_key(|route| route.segments.iter().filter(|s| s.is_none()).count());
+        let fewest = matching.iter().map(|route| parameters(route)).min()?;
         let mut methods: Vec<&'static str> = matching
             .iter()
+            .filter(|route| parameters(route) == fewest)
             .flat_map(|route| route.methods.iter().copied())
             .collect();
         methods.sort_unstable();
@@ -91,6 +93,9 @@ impl Contract {
         status: u16,
         code: Option<&str>,
     ) -> Result<(), String> {
+        if code == Some(ErrorCode::MethodNotAllowed.as_str()) {
+            return Ok(()); // The path's answer (it has other methods), not this operation's.
+        }
         let Some(listed) = openapi::problems::listed(&self.document, method, template) else {
             return Ok(()); // Not an operation of the document (`/docs`, `/openapi.json`).
         };
@@ -162,15 +167,18 @@ pub async fn observe(
     Ok(response)
 }
 
+/// 405 for a method the path (as most specifically documented) does not have.
+pub fn method_refusal(request: &HttpRequest) -> Option<ApiError> {
+    CONTRACT
+        .methods_of(request.path())
+        .filter(|methods| !methods.contains(&request.method().as_str()))
+        .map(ApiError::MethodNotAllowed)
+}
+
 /// Paths the router does not serve: 405 with `Allow` when the path has other methods, else
 /// 404, both as problem documents.
 pub async fn unrouted(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    match CONTRACT.methods_of(request.path()) {
-        Some(methods) if !methods.contains(&request.method().as_str()) => {
-            Err(ApiError::MethodNotAllowed(methods))
-        }
-        _ => Err(ApiError::not_found()),
-    }
+    Err(method_refusal(&request).unwrap_or_else(ApiError::not_found))
 }
 
 #[cfg(test)]
@@ -226,10 +234,8 @@ mod tests {
             contract.methods_of("/v1/things/7"),
             Some(vec!["DELETE", "GET"])
         );
-        assert_eq!(
-            contract.methods_of("/v1/things/counts"),
-            Some(vec!["DELETE", "GET"])
-        );
+        // The literal path decides: DELETE /v1/things/counts is not a thing's deletion.
+        assert_eq!(contract.methods_of("/v1/things/counts"), Some(vec!["GET"]));
         assert_eq!(contract.methods_of("/v1/nothing"), None);
     }
 }

@@ -224,8 +224,13 @@ pub mod extractors {
         ApiError::BadRequest(format!("invalid query parameters: {error}")).into()
     }
 
-    pub fn path(error: PathError, _request: &HttpRequest) -> Error {
-        ApiError::BadRequest(format!("invalid path parameter: {error}")).into()
+    /// A path that only matched a parameterized route because no literal one has this
+    /// method (`PATCH /v1/contacts/import` reaching `/v1/contacts/{id}`) is a 405, not a
+    /// bad id.
+    pub fn path(error: PathError, request: &HttpRequest) -> Error {
+        crate::contract::method_refusal(request)
+            .unwrap_or_else(|| ApiError::BadRequest(format!("invalid path parameter: {error}")))
+            .into()
     }
 }
 

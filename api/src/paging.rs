@@ -28,8 +28,14 @@ pub fn bad_cursor() -> ApiError {
     ApiError::BadRequest("cursor is not valid; pass next_cursor as it was returned".to_string())
 }
 
+/// The longest cursor this server hands out (and takes).
+pub const MAX_CURSOR: usize = 2048;
+
 pub fn decode(cursor: &str) -> Result<Vec<String>, ApiError> {
     let bad = bad_cursor;
+    if cursor.len() > MAX_CURSOR {
+        return Err(bad());
+    }
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor.as_bytes())
         .map_err(|_| bad())?;

@@ -283,5 +283,8 @@ pub struct CannedQuery {
     pub q: Option<String>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// Opaque: the `next_cursor` of the previous page, as it was returned.
+    #[serde(default, deserialize_with = "crate::common::empty_as_none")]
+    #[param(pattern = r"^[A-Za-z0-9_-]*$", max_length = 2048)]
     pub cursor: Option<String>,
 }

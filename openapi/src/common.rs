@@ -28,6 +28,14 @@ pub struct FieldProblem {
     pub message: String,
 }
 
+/// A query string that is empty (`?cursor=`) means the parameter was not given.
+pub fn empty_as_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let value: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(value.filter(|text| !text.is_empty()))
+}
+
 /// `limit` (1–100, default 25) and the opaque `cursor` of the previous page's `next_cursor`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -35,6 +43,9 @@ pub struct FieldProblem {
 pub struct PageQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// Opaque: the `next_cursor` of the previous page, as it was returned.
+    #[serde(default, deserialize_with = "crate::common::empty_as_none")]
+    #[param(pattern = r"^[A-Za-z0-9_-]*$", max_length = 2048)]
     pub cursor: Option<String>,
 }
 

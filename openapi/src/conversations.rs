@@ -144,6 +144,9 @@ pub struct ConversationQuery {
     pub sort: Option<ConversationSort>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// Opaque: the `next_cursor` of the previous page, as it was returned.
+    #[serde(default, deserialize_with = "crate::common::empty_as_none")]
+    #[param(pattern = r"^[A-Za-z0-9_-]*$", max_length = 2048)]
     pub cursor: Option<String>,
 }
 
@@ -335,6 +338,8 @@ pub struct CreateConversation {
 #[serde(deny_unknown_fields)]
 pub struct MessageQuery {
     /// The `next_cursor` of the previous (newer) page.
+    #[serde(default, deserialize_with = "crate::common::empty_as_none")]
+    #[param(pattern = r"^[A-Za-z0-9_-]*$", max_length = 2048)]
     pub before: Option<String>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,

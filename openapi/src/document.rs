@@ -23,7 +23,10 @@ pub fn finish(doc: &mut Value) {
     });
 }
 
-fn for_each_operation(doc: &mut Value, mut visit: impl FnMut(&str, &mut serde_json::Map<String, Value>)) {
+fn for_each_operation(
+    doc: &mut Value,
+    mut visit: impl FnMut(&str, &mut serde_json::Map<String, Value>),
+) {
     for section in ["paths", "webhooks"] {
         let Some(items) = doc.get_mut(section).and_then(Value::as_object_mut) else {
             continue;

@@ -51,6 +51,7 @@ WORKERS=${FUZZ_WORKERS:-1}
 CONVERSATIONS=${FUZZ_CONVERSATIONS:-200}
 TIMEOUT=${FUZZ_TIMEOUT:-3600}
 DOC=$(realpath "${FUZZ_OPENAPI:-openapi/openapi.json}") || exit 2
+CONFIG=$(realpath tools/api-check/schemathesis.toml) || exit 2
 REPORT_DIR=${FUZZ_REPORT_DIR:-target/api-check-fuzz}
 REPORTS=${FUZZ_REPORTS:-junit,json}
 EMAIL=fuzz-admin@api-check.example
@@ -191,7 +192,8 @@ SCHEMATHESIS=$(realpath "$VENV/bin/schemathesis")
 (cd "$WORK" && NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
   HYPOTHESIS_STORAGE_DIRECTORY="$WORK/.hypothesis" \
   timeout --signal=INT --kill-after=30 "$TIMEOUT" \
-  "$SCHEMATHESIS" run "$DOC" \
+  "$SCHEMATHESIS" --config-file "$CONFIG" run "$DOC" \
+  --exclude-path /v1/ws \
   --url "$BASE" \
   --header "Authorization: Bearer $TOKEN" \
   --checks all \

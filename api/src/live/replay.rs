@@ -45,7 +45,8 @@ pub struct EventPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
-    /// The last cursor the client has (an event's `id`).
+    /// The last cursor the client has (an event's `id`; `0` for the beginning).
+    #[param(pattern = r"^[0-9]{1,19}$")]
     pub after: String,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,

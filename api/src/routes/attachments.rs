@@ -90,7 +90,7 @@ pub async fn upload_attachment(
     operation_id = "download_attachment",
     security(("bearer" = [])),
     params(("id" = i64, Path)),
-    responses((status = 200, description = "The bytes, with their content type", content_type = "application/octet-stream", body = String), (status = 404, body = Problem))
+    responses((status = 200, description = "The bytes, with their content type", content_type = "*/*", body = String), (status = 404, body = Problem))
 )]
 #[get("/v1/attachments/{id}")]
 pub async fn download_attachment(
@@ -115,7 +115,7 @@ pub async fn download_attachment(
     operation_id = "download_linked_attachment",
     params(("id" = i64, Path), AttachmentLinkQuery),
     responses(
-        (status = 200, description = "The bytes, with their content type", content_type = "application/octet-stream", body = String),
+        (status = 200, description = "The bytes, with their content type", content_type = "*/*", body = String),
         (status = 400, description = "`bad_request`: `expires` or `signature` missing", body = Problem),
         (status = 403, description = "`forbidden`: the link has expired", body = Problem),
         (status = 404, description = "`not_found`: a bad signature, or no such file sent to a customer", body = Problem),

@@ -170,6 +170,12 @@ pub async fn count_conversations(
     query: web::Query<ConversationQuery>,
 ) -> Result<web::Json<ConversationCounts>, ApiError> {
     let query = query.into_inner();
+    // The list's query string is taken as it is (clients send one for both), and checked
+    // as the list checks it.
+    paging::limit(query.limit)?;
+    if let Some(cursor) = &query.cursor {
+        paging::decode(cursor)?;
+    }
     let mut filter = filter_from(&caller, &query);
     let actor = caller.actor();
     let counts = db::read(&state.store, move |conn| {
@@ -511,7 +517,7 @@ pub async fn tag_conversation(
     operation_id = "untag_conversation",
     security(("bearer" = [])),
     params(("id" = i64, Path), ("tag_name" = String, Path)),
-    responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, body = Problem))
+    responses((status = 200, body = Conversation), (status = 404, body = Problem), (status = 422, description = "`validation_failed`, `conversation_closed`", body = Problem))
 )]
 #[delete("/v1/conversations/{id}/tags/{tag_name}")]
 pub async fn untag_conversation(

@@ -248,6 +248,9 @@ async fn unserved_methods_answer_405_with_allow(app: TestApp) {
         ("TRACE", "/v1/tags", "GET, POST"),
         ("POST", "/v1/conversations/12", "GET"),
         ("PUT", "/healthz", "GET"),
+        // A literal path is not an id of its parameterized neighbour.
+        ("PATCH", "/v1/contacts/import", "POST"),
+        ("OPTIONS", "/v1/conversations/bulk", "POST"),
     ] {
         let request = app
             .client()
@@ -313,6 +316,53 @@ async fn an_unreadable_idempotency_key_is_refused(app: TestApp) {
     }
     let notes = fixtures::messages(&app, &admin, conversation).await;
     assert!(!notes.iter().any(|message| message["body"] == "once"));
+}
+
+/// JSON does not tell `4` from `4.0` (nor does JSON Schema): a whole number with a fraction
+/// is the integer; an optional body sent as `null` is no body.
+async fn whole_numbers_and_null_bodies_are_read_as_json_means_them(app: TestApp) {
+    let admin = app.admin().await;
+    let inbox = fixtures::inbox(&app, &admin, "Support", json!({}), &[]).await;
+    let reply = app
+        .post(
+            "/v1/tags",
+            &admin.token,
+            json!({"name": "vip", "color": "#1f8ceb"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(reply.body["name"], "vip");
+    let moved = app
+        .post(
+            "/v1/inboxes",
+            &admin.token,
+            json!({"name": "Sales", "auto_assign_limit": 3.0}),
+        )
+        .await;
+    assert!(moved.status == 201, "{}", moved.body);
+    assert_eq!(moved.body["auto_assign_limit"], 3, "{}", moved.body);
+    let fractional = app
+        .post(
+            "/v1/inboxes",
+            &admin.token,
+            json!({"name": "Billing", "auto_assign_limit": 3.5}),
+        )
+        .await;
+    fractional.expect_problem(400, "bad_request");
+    let channel = fixtures::sms_channel(&app, &admin, inbox, "+14155550000").await;
+    let conversation = channel.text(&app, &fixtures::customer(6), "hi").await;
+    let close = app
+        .client()
+        .post(app.url(&format!("/v1/conversations/{conversation}/close")))
+        .bearer_auth(&admin.token)
+        .header("Content-Type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .expect("reaches the server");
+    let close = into_reply(close).await.expect(200);
+    assert_eq!(close.body["status"], "closed");
+    assert_eq!(close.body["spam"], false);
 }
 
 /// A provider retry whose id carries stray spaces is the same message, answered with the
@@ -511,6 +561,7 @@ on_both_backends!(
     unserved_methods_answer_405_with_allow,
     an_unreadable_idempotency_key_is_refused,
     a_padded_provider_id_replays_the_original,
+    whole_numbers_and_null_bodies_are_read_as_json_means_them,
 );
 
 on_both_backends_with!(small_bodies => an_oversized_raw_body_is_a_problem_document);
