@@ -372,7 +372,8 @@ fn record(
 }
 
 /// Moves a queued message on and announces it. A message no longer queued keeps its status:
-/// a status callback that arrived first (`delivered`) knows better.
+/// a status callback that arrived first (`delivered`) knows better. Checked by the write
+/// itself, so a callback committing between a read and the write cannot be undone either.
 fn set_status(
     conn: &mut DbConnection,
     due: &Due,
@@ -385,8 +386,9 @@ fn set_status(
     if message.delivery_status != Some(DeliveryStatus::Queued) {
         return Ok(());
     }
-    let updated =
-        messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
+    let Some(updated) = messages::advance_delivery_status(conn, message.id, status)? else {
+        return Ok(());
+    };
     let conversation = conversations::get(conn, due.org_id, updated.conversation_id)?
         .ok_or_else(ApiError::not_found)?;
     let presented = present::full_message(conn, updated)?;

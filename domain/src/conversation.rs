@@ -32,6 +32,36 @@ simple_enum!(MessageKind { Message = "message", Note = "note", Activity = "activ
 simple_enum!(AuthorType { User = "user", Contact = "contact", System = "system" });
 simple_enum!(DeliveryStatus { Queued = "queued", Sent = "sent", Delivered = "delivered", Failed = "failed" });
 
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] = [
+        DeliveryStatus::Queued,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    /// Whether a report of `next` replaces this status. Statuses only move forward (queued →
+    /// sent → delivered), whatever order the provider's reports arrive in: a late or retried
+    /// `sent` must not undo `delivered`. `failed` replaces what has not reached the customer
+    /// yet, and nothing replaces it; a repeat of the current status changes nothing either.
+    pub fn replaced_by(self, next: DeliveryStatus) -> bool {
+        use DeliveryStatus::*;
+        matches!(
+            (self, next),
+            (Queued, Sent | Delivered | Failed) | (Sent, Delivered | Failed)
+        )
+    }
+
+    /// The statuses `next` replaces: what a conditional write matches on, so that the rule
+    /// holds against the status as it is when the write runs, not as it was read before.
+    pub fn replaced_ones(next: DeliveryStatus) -> Vec<DeliveryStatus> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .filter(|current| current.replaced_by(next))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
     pub id: ConversationId,
@@ -329,6 +359,20 @@ pub fn consent_keyword(body: &str) -> Option<ConsentKeyword> {
         }
         _ => None,
     }
+}
+
+/// The first of a contact's stored addresses (in the order they were added) that a channel
+/// of this type reaches: a phone number (E.164) for sms and WhatsApp, `<channel>:<id>` for
+/// the others. What a conversation is with when nobody named an address.
+pub fn first_address_on(channel: ChannelType, stored: &[String]) -> Option<&str> {
+    let prefix = format!("{}:", channel.as_str());
+    stored.iter().map(String::as_str).find(|address| {
+        if channel.uses_phone_number() {
+            address.starts_with('+')
+        } else {
+            address.starts_with(&prefix)
+        }
+    })
 }
 
 /// The body that leaves: the agent's text and the channel's appended message.

@@ -1171,6 +1171,88 @@ fn the_wire_spellings_round_trip() {
     assert_eq!(MessageKind::parse("notes"), None);
 }
 
+#[test]
+fn a_channel_reaches_the_first_address_of_its_kind() {
+    let stored = [
+        "facebook:42".to_string(),
+        "+14155552671".to_string(),
+        "+14155552672".to_string(),
+        "instagram:7".to_string(),
+    ];
+    assert_eq!(
+        first_address_on(ChannelType::Sms, &stored),
+        Some("+14155552671")
+    );
+    assert_eq!(
+        first_address_on(ChannelType::Whatsapp, &stored),
+        Some("+14155552671")
+    );
+    assert_eq!(
+        first_address_on(ChannelType::Facebook, &stored),
+        Some("facebook:42")
+    );
+    assert_eq!(
+        first_address_on(ChannelType::Instagram, &stored),
+        Some("instagram:7")
+    );
+    assert_eq!(first_address_on(ChannelType::Webchat, &stored), None);
+    assert_eq!(first_address_on(ChannelType::Sms, &[]), None);
+}
+
+#[test]
+fn delivery_statuses_only_move_forward() {
+    use DeliveryStatus::{Delivered, Failed, Queued, Sent};
+    assert!(Queued.replaced_by(Sent));
+    assert!(
+        Queued.replaced_by(Delivered),
+        "a delivery report may overtake the worker"
+    );
+    assert!(Sent.replaced_by(Delivered));
+    assert!(
+        !Delivered.replaced_by(Sent),
+        "a late sent does not undo delivered"
+    );
+    assert!(!Sent.replaced_by(Queued));
+    assert!(!Delivered.replaced_by(Queued));
+    for status in DeliveryStatus::ALL {
+        assert!(
+            !status.replaced_by(status),
+            "a repeat of {status:?} changes nothing"
+        );
+    }
+}
+
+#[test]
+fn failed_is_final_and_never_undoes_a_delivery() {
+    use DeliveryStatus::{Delivered, Failed, Queued, Sent};
+    assert!(Queued.replaced_by(Failed));
+    assert!(Sent.replaced_by(Failed));
+    assert!(!Delivered.replaced_by(Failed));
+    for next in DeliveryStatus::ALL {
+        assert!(
+            !Failed.replaced_by(next),
+            "failed stays failed, not {next:?}"
+        );
+    }
+}
+
+#[test]
+fn the_replaced_ones_are_exactly_those_a_report_replaces() {
+    use DeliveryStatus::{Delivered, Failed, Queued, Sent};
+    assert_eq!(DeliveryStatus::replaced_ones(Queued), []);
+    assert_eq!(DeliveryStatus::replaced_ones(Sent), [Queued]);
+    assert_eq!(DeliveryStatus::replaced_ones(Delivered), [Queued, Sent]);
+    assert_eq!(DeliveryStatus::replaced_ones(Failed), [Queued, Sent]);
+    for next in DeliveryStatus::ALL {
+        for current in DeliveryStatus::ALL {
+            assert_eq!(
+                DeliveryStatus::replaced_ones(next).contains(&current),
+                current.replaced_by(next)
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------

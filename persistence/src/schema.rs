@@ -174,6 +174,7 @@ diesel::table! {
         closed_at -> Nullable<Timestamp>,
         closed_by -> Nullable<BigInt>,
         updated_at -> Timestamp,
+        customer_address -> Nullable<Text>,
     }
 }
 

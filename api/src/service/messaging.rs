@@ -23,7 +23,7 @@ use super::present;
 use super::visibility::{self, Visible};
 use crate::error::ApiError;
 
-pub const MAX_BODY_CHARS: usize = 10_000;
+pub const MAX_BODY_CHARS: usize = domain::validate::limits::MESSAGE_BODY;
 
 /// What an agent asks to send.
 pub struct Outgoing {
@@ -168,21 +168,33 @@ fn body_from(
 
 /// The contact's open conversation on the channel, or a new one in the channel's inbox
 /// (closed is final: a new message after a close starts a new conversation).
+///
+/// `named` is the customer's address this message comes from or goes to, when there is one
+/// (as stored: E.164 or `<channel>:<id>`): replies go there, also in an open conversation,
+/// rather than to whichever of the contact's numbers comes first. Without one, a new
+/// conversation is with the contact's first address on the channel.
 fn open_conversation(
     conn: &mut DbConnection,
     channel: &Channel,
-    contact: ContactId,
+    contact: &Contact,
+    named: Option<&str>,
     outbox: &mut Outbox,
 ) -> Result<Locked, ApiError> {
-    if let Some(open) = conversations::lock_open(conn, channel.id, contact)? {
+    if let Some(open) = conversations::lock_open(conn, channel.id, contact.id)? {
+        if let Some(address) = named {
+            conversations::set_customer_address(conn, &open, address)?;
+        }
         return Ok(open);
     }
+    let address =
+        named.or_else(|| rules::first_address_on(channel.channel_type, &contact.phone_numbers));
     let new = NewConversation {
         org_id: channel.org_id,
         inbox_id: channel.inbox_id,
         channel_id: channel.id,
-        contact_id: contact,
+        contact_id: contact.id,
         archived: false,
+        customer_address: address.map(str::to_string),
     };
     let created = conversations::insert(conn, new)?;
     let neutral = present::one(conn, channel.org_id, None, created.current().clone())?;
@@ -256,13 +268,17 @@ pub fn start(
         Some(channel.channel_type),
     )?;
     let body = checked_body(&request.body, !request.attachment_ids.is_empty())?;
-    let contact = match (request.contact_id, request.to.as_deref()) {
-        (Some(id), None) => contacts::get(conn, actor.org_id, ContactId(id))?
-            .ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?,
+    let (contact, named) = match (request.contact_id, request.to.as_deref()) {
+        (Some(id), None) => (
+            contacts::get(conn, actor.org_id, ContactId(id))?
+                .ok_or_else(|| DomainError::invalid("contact_id", "no such contact"))?,
+            None,
+        ),
         (None, Some(to)) => {
             let number = phone::normalize(to)
                 .ok_or_else(|| DomainError::invalid("to", "must be a phone number"))?;
-            contacts::find_or_create_by_number(conn, actor.org_id, &number)?.0
+            let contact = contacts::find_or_create_by_number(conn, actor.org_id, &number)?.0;
+            (contact, Some(number))
         }
         _ => return Err(DomainError::invalid("to", "give either contact_id or to").into()),
     };
@@ -279,7 +295,7 @@ pub fn start(
         MessageKind::Message,
         contact.opted_out_sms,
     )?;
-    let mut conversation = open_conversation(conn, &channel, contact.id, outbox)?;
+    let mut conversation = open_conversation(conn, &channel, &contact, named.as_deref(), outbox)?;
     let thread = Thread {
         conversation: &mut conversation,
         channel: &channel,
@@ -354,7 +370,7 @@ pub fn receive(
         }
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.
-    let mut conversation = open_conversation(conn, channel, contact.id, outbox)?;
+    let mut conversation = open_conversation(conn, channel, &contact, Some(&address), outbox)?;
     let message = messages::insert(
         conn,
         messages::NewMessage {
@@ -401,7 +417,9 @@ pub fn receive(
     })
 }
 
-/// A delivery report: the message's status follows the provider's.
+/// A delivery report: the message's status follows the provider's, forward only. The
+/// report's `error` is not kept: messages have no column for it (the delivery queue's
+/// `last_error` is about our own attempts to hand the message over).
 pub fn delivery_report(
     conn: &mut DbConnection,
     channel: &Channel,
@@ -429,8 +447,12 @@ pub fn delivery_report(
         wire::ProviderStatus::Delivered => DeliveryStatus::Delivered,
         wire::ProviderStatus::Failed => DeliveryStatus::Failed,
     };
-    let updated =
-        messages::set_delivery_status(conn, message.id, status)?.ok_or_else(ApiError::not_found)?;
+    let Some(updated) = messages::advance_delivery_status(conn, message.id, status)? else {
+        // A repeat, or a report that arrived after a later one (`sent` after `delivered`):
+        // accepted, so the provider stops retrying, but nothing changed to announce.
+        let current = messages::get(conn, org, message.id)?.ok_or_else(ApiError::not_found)?;
+        return present::full_message(conn, current);
+    };
     let wire_message = present::full_message(conn, updated)?;
     outbox.message(
         org,

@@ -121,6 +121,9 @@ pub struct NewConversation {
     pub channel_id: ChannelId,
     pub contact_id: ContactId,
     pub archived: bool,
+    /// The customer's address it is with, stored like the contact's numbers (E.164 or
+    /// `<channel>:<id>`); `None`: the contact's first one on the channel (see `deliveries`).
+    pub customer_address: Option<String>,
 }
 
 /// A new conversation, locked like any other (its row is this transaction's until commit).
@@ -134,6 +137,7 @@ pub fn insert(conn: &mut DbConnection, new: NewConversation) -> Result<Locked, S
             c::contact_id.eq(new.contact_id.get()),
             c::status.eq(Status::Open.as_str()),
             c::archived.eq(new.archived),
+            c::customer_address.eq(new.customer_address),
             c::spam.eq(false),
             c::message_count.eq(0),
             c::created_at.eq(at),
@@ -371,6 +375,19 @@ pub fn archive_into(
             ))
             .execute(conn)?,
     )
+}
+
+/// Where replies to the conversation go from now on: the customer's address as they last
+/// wrote from it, or as an agent last addressed them.
+pub fn set_customer_address(
+    conn: &mut DbConnection,
+    locked: &Locked,
+    address: &str,
+) -> Result<(), StoreError> {
+    diesel::update(c::table.find(locked.id().get()))
+        .set(c::customer_address.eq(Some(address)))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn set_contact(

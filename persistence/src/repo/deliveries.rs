@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
+use domain::conversation as rules;
 use domain::{Channel, ChannelId, ContactId, ConversationId, MessageId, OrgId};
 
 use super::attachments::{self, Attachment};
@@ -135,7 +136,7 @@ pub fn lease_due(
     load(conn, &leased)
 }
 
-type DueRow = (i64, i64, i64, i64, i32, i64, String, i64);
+type DueRow = (i64, i64, i64, i64, i32, i64, String, i64, Option<String>);
 
 /// The leased rows' messages, channels and contacts. A row that cannot be sent (its message
 /// is not an outbound message, or its channel is gone) is given up here, so it is never
@@ -156,13 +157,25 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
             m::conversation_id,
             m::body,
             c::contact_id,
+            c::customer_address,
         ))
         .load(conn)?;
     let messages: Vec<MessageId> = rows.iter().map(|row| MessageId(row.2)).collect();
     let mut files = attachments::of_messages(conn, &messages)?;
     let mut channel_cache: HashMap<i64, Option<(Channel, String)>> = HashMap::new();
     let mut due = Vec::with_capacity(rows.len());
-    for (id, org_id, message_id, channel_id, attempts, conversation_id, body, contact_id) in rows {
+    for row in rows {
+        let (
+            id,
+            org_id,
+            message_id,
+            channel_id,
+            attempts,
+            conversation_id,
+            body,
+            contact_id,
+            customer_address,
+        ) = row;
         let channel = match channel_cache.get(&channel_id) {
             Some(found) => found.clone(),
             None => {
@@ -176,7 +189,12 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
         else {
             continue;
         };
-        let to = address(conn, &channel, ContactId(contact_id))?;
+        let to = address(
+            conn,
+            &channel,
+            ContactId(contact_id),
+            customer_address.as_deref(),
+        )?;
         due.push(Due {
             id,
             org_id: OrgId(org_id),
@@ -204,26 +222,37 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
     Ok(due)
 }
 
-/// The contact's address on this channel. Phone numbers are stored in E.164; social ids as
+/// The customer's address on this channel: the one the conversation is with, while it is
+/// still one of the contact's (a number taken off the contact may be someone else's by
+/// now); otherwise, as for conversations from before it was recorded, the contact's first
+/// one of the channel's kind. Phone numbers are stored in E.164; social ids as
 /// `<channel>:<id>` (see `contacts`), of which the provider knows only the id.
 fn address(
     conn: &mut DbConnection,
     channel: &Channel,
     contact: ContactId,
+    conversation_address: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
-    let stored: Vec<String> = numbers::table
+    let mut stored: Vec<String> = numbers::table
         .filter(numbers::contact_id.eq(contact.get()))
         .order(numbers::id)
         .select(numbers::number)
         .load(conn)?;
+    if let Some(position) =
+        conversation_address.and_then(|address| stored.iter().position(|number| number == address))
+    {
+        // Looked at first, and still checked against the channel's kind below.
+        let preferred = stored.remove(position);
+        stored.insert(0, preferred);
+    }
+    let Some(found) = rules::first_address_on(channel.channel_type, &stored) else {
+        return Ok(None);
+    };
     if channel.channel_type.uses_phone_number() {
-        return Ok(stored.into_iter().find(|number| number.starts_with('+')));
+        return Ok(Some(found.to_string()));
     }
     let prefix = format!("{}:", channel.channel_type.as_str());
-    Ok(stored
-        .iter()
-        .find_map(|number| number.strip_prefix(&prefix))
-        .map(str::to_string))
+    Ok(found.strip_prefix(&prefix).map(str::to_string))
 }
 
 /// The delivery was accepted: done, never sent again.

@@ -169,18 +169,24 @@ pub fn page(
     Ok(Page::from_overfetch(messages, limit))
 }
 
-pub fn set_delivery_status(
+/// Moves the message's delivery status on to `status` when the rule allows it
+/// ([`DeliveryStatus::replaced_by`]); `None` when it changed nothing (already there or
+/// beyond, or no such message). The rule is the UPDATE's own condition, so two reports
+/// racing on PostgreSQL cannot move it backwards: the second writer waits for the first,
+/// then re-checks the condition against the status the first one committed.
+pub fn advance_delivery_status(
     conn: &mut DbConnection,
     id: MessageId,
     status: DeliveryStatus,
 ) -> Result<Option<Message>, StoreError> {
-    diesel::update(m::table.find(id.get()))
+    let replaced: Vec<&str> = DeliveryStatus::replaced_ones(status)
+        .into_iter()
+        .map(DeliveryStatus::as_str)
+        .collect();
+    diesel::update(m::table.filter(m::id.eq(id.get()).and(m::delivery_status.eq_any(replaced))))
         .set(m::delivery_status.eq(Some(status.as_str())))
-        .execute(conn)?;
-    m::table
-        .find(id.get())
-        .select(COLUMNS)
-        .first::<MessageRow>(conn)
+        .returning(COLUMNS)
+        .get_result::<MessageRow>(conn)
         .optional()?
         .map(to_message)
         .transpose()

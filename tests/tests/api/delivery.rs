@@ -806,13 +806,268 @@ async fn a_lease_is_exclusive_until_it_runs_out(app: TestApp) {
     provider.stop().await;
 }
 
+/// A delivery report for the message, naming it as the provider does (`prov-<id>`) or by
+/// our id; answers the message as the server reports it.
+async fn report(app: &TestApp, scene: &Scene, external_id: &str, status: &str) -> Value {
+    channel_call(
+        app,
+        scene.channel,
+        "status",
+        &scene.secret,
+        json!({"external_id": external_id, "status": status}),
+    )
+    .await
+    .expect(200)
+    .body
+}
+
+/// The `message.updated` events about message `id` after `cursor`.
+async fn updates_of(app: &TestApp, admin: &Session, cursor: i64, id: i64) -> Vec<Value> {
+    crate::realtime::replay_all(app, &app.url(""), admin, cursor)
+        .await
+        .into_iter()
+        .filter(|event| event["type"] == "message.updated" && event["data"]["message"]["id"] == id)
+        .collect()
+}
+
+async fn a_late_report_never_moves_the_delivery_status_back(app: TestApp) {
+    let provider = Provider::start(200).await;
+    let scene = scene(&app, Some(&provider.url)).await;
+    let sent = send(
+        &app,
+        &scene.admin,
+        scene.conversation,
+        "message",
+        "Out for delivery",
+    )
+    .await;
+    let id = id_of(&sent);
+    wait_for_status(&app, &scene.admin.token, scene.conversation, id, "sent").await;
+    let cursor = crate::realtime::latest_cursor(&app, &scene.admin).await;
+    let external_id = format!("prov-{id}");
+    let delivered = report(&app, &scene, &external_id, "delivered").await;
+    assert_eq!(delivered["delivery_status"], "delivered", "{delivered}");
+    // Providers retry and reorder: a late `sent`, a repeat, a `failed` after the fact. Each is
+    // accepted (or the provider would retry it forever) and none of them changes anything.
+    for late in ["sent", "delivered", "failed"] {
+        let answered = report(&app, &scene, &external_id, late).await;
+        assert_eq!(answered["id"], id);
+        assert_eq!(
+            answered["delivery_status"], "delivered",
+            "after {late}: {answered}"
+        );
+    }
+    let message = message_at(
+        app.client(),
+        &app.url(""),
+        &scene.admin.token,
+        scene.conversation,
+        id,
+    )
+    .await;
+    assert_eq!(message["delivery_status"], "delivered", "{message}");
+    let updates = updates_of(&app, &scene.admin, cursor, id).await;
+    assert_eq!(updates.len(), 1, "one change, one event: {updates:?}");
+    assert_eq!(
+        updates[0]["data"]["message"]["delivery_status"],
+        "delivered"
+    );
+    provider.stop().await;
+}
+
+/// Replies stay queued after a refused attempt (the next one is a minute away), with
+/// several HTTP workers and connections so that reports race for real.
+fn side_by_side_and_queued(config: &mut Config) {
+    crate::races::side_by_side(config);
+    slow_retries(config);
+}
+
+async fn delivered_and_sent_at_once_end_delivered(app: TestApp) {
+    use crate::races::{ROUNDS, at_once, statuses};
+
+    let provider = Provider::start(503).await;
+    let scene = scene(&app, Some(&provider.url)).await;
+    for round in 0..ROUNDS {
+        let cursor = crate::realtime::latest_cursor(&app, &scene.admin).await;
+        let sent = send(
+            &app,
+            &scene.admin,
+            scene.conversation,
+            "message",
+            &format!("Update {round}"),
+        )
+        .await;
+        let id = id_of(&sent);
+        // Refused by the provider: still queued, so both reports may move it on.
+        provider
+            .wait_until("the reply tried", |seen| {
+                seen.iter().any(|seen| seen.message_id() == id)
+            })
+            .await;
+        let external_id = id.to_string();
+        let reports = ["delivered", "sent"];
+        let replies = at_once(reports.len(), |i| {
+            channel_call(
+                &app,
+                scene.channel,
+                "status",
+                &scene.secret,
+                json!({"external_id": external_id, "status": reports[i]}),
+            )
+        })
+        .await;
+        assert_eq!(
+            statuses(&replies),
+            vec![200, 200],
+            "round {round}: {replies:?}"
+        );
+        assert_eq!(
+            replies[0].body["delivery_status"], "delivered",
+            "round {round}"
+        );
+        let message = message_at(
+            app.client(),
+            &app.url(""),
+            &scene.admin.token,
+            scene.conversation,
+            id,
+        )
+        .await;
+        assert_eq!(
+            message["delivery_status"], "delivered",
+            "round {round}: {message}"
+        );
+        // `sent` is announced only when it came first; `delivered` always, and last.
+        let updates = updates_of(&app, &scene.admin, cursor, id).await;
+        let announced: Vec<&Value> = updates
+            .iter()
+            .map(|event| &event["data"]["message"]["delivery_status"])
+            .collect();
+        assert!(
+            announced == [&json!("delivered")]
+                || announced == [&json!("sent"), &json!("delivered")],
+            "round {round}: {announced:?}"
+        );
+    }
+    provider.stop().await;
+}
+
+const SECOND_PHONE: &str = "+14155552672";
+
+async fn a_reply_goes_to_the_number_the_customer_wrote_from(app: TestApp) {
+    let provider = Provider::start(200).await;
+    let admin = app.admin().await;
+    let inbox = app.inbox(&admin, "Support", json!({}), &[]).await;
+    let (channel, secret) = sms_channel(&app, &admin, inbox, BUSINESS, Some(&provider.url)).await;
+    let contact = app
+        .post(
+            "/v1/contacts",
+            &admin.token,
+            json!({"name": "Ana Lima", "phone_numbers": [CUSTOMER, SECOND_PHONE]}),
+        )
+        .await
+        .expect(201);
+    let reply = channel_call(
+        &app,
+        channel,
+        "inbound",
+        &secret,
+        json!({"external_id": "in-work-phone", "from": SECOND_PHONE, "body": "Texting from work"}),
+    )
+    .await
+    .expect(200);
+    let conversation = reply.body["conversation_id"]
+        .as_i64()
+        .expect("conversation_id");
+    let seen = contact_of(&app, &admin, conversation).await;
+    assert_eq!(seen, contact.id(), "the contact who has both numbers");
+    let sent = send(&app, &admin, conversation, "message", "Got it").await;
+    let delivery = provider.wait_for(1).await;
+    assert_eq!(delivery[0].message_id(), id_of(&sent));
+    assert_eq!(delivery[0].body["to"], SECOND_PHONE, "{}", delivery[0].body);
+    provider.stop().await;
+}
+
+async fn after_a_merge_replies_go_where_the_customer_last_wrote_from(app: TestApp) {
+    let provider = Provider::start(200).await;
+    let admin = app.admin().await;
+    let inbox = app.inbox(&admin, "Support", json!({}), &[]).await;
+    let (channel, secret) = sms_channel(&app, &admin, inbox, BUSINESS, Some(&provider.url)).await;
+    let text = |n: usize, from: &'static str| {
+        let (app, secret) = (&app, &secret);
+        async move {
+            let reply = channel_call(
+                app,
+                channel,
+                "inbound",
+                secret,
+                json!({"external_id": format!("in-{n}"), "from": from, "body": "Hello"}),
+            )
+            .await
+            .expect(200);
+            reply.body["conversation_id"]
+                .as_i64()
+                .expect("conversation_id")
+        }
+    };
+    let own_phone = text(0, CUSTOMER).await;
+    let work_phone = text(1, SECOND_PHONE).await;
+    let keep = contact_of(&app, &admin, own_phone).await;
+    let other = contact_of(&app, &admin, work_phone).await;
+    assert_ne!(keep, other, "two numbers, two contacts so far");
+    // A merge takes one open conversation per channel.
+    app.post(
+        &format!("/v1/conversations/{own_phone}/close"),
+        &admin.token,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let merged = app
+        .post(
+            &format!("/v1/contacts/{keep}/merge"),
+            &admin.token,
+            json!({"other_id": other}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        merged.body["phone_numbers"],
+        json!([CUSTOMER, SECOND_PHONE])
+    );
+    assert_eq!(contact_of(&app, &admin, work_phone).await, keep);
+    let first = send(&app, &admin, work_phone, "message", "To your work phone").await;
+    let seen = provider.wait_for(1).await;
+    assert_eq!(seen[0].message_id(), id_of(&first));
+    assert_eq!(seen[0].body["to"], SECOND_PHONE, "{}", seen[0].body);
+    // The customer goes on from their own phone, in the same open conversation: the next
+    // reply follows them there.
+    assert_eq!(text(2, CUSTOMER).await, work_phone);
+    let second = send(&app, &admin, work_phone, "message", "To your own phone").await;
+    let seen = provider.wait_for(2).await;
+    assert_eq!(seen[1].message_id(), id_of(&second));
+    assert_eq!(seen[1].body["to"], CUSTOMER, "{}", seen[1].body);
+    provider.stop().await;
+}
+
+/// The id of the conversation's contact, as the conversation shows it.
+async fn contact_of(app: &TestApp, admin: &Session, conversation: i64) -> i64 {
+    crate::fixtures::conversation(app, admin, conversation).await["contact"]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("conversation {conversation} has no contact"))
+}
+
 on_both_backends_with!(fast_retries =>
     a_reply_is_posted_signed_and_then_sent,
     failed_attempts_are_retried_until_accepted,
     notes_never_leave,
     without_an_outbound_url_messages_are_sent_in_the_sandbox,
     status_callbacks_move_the_delivery_status_on,
+    a_late_report_never_moves_the_delivery_status_back,
+    a_reply_goes_to_the_number_the_customer_wrote_from,
+    after_a_merge_replies_go_where_the_customer_last_wrote_from,
 );
+on_both_backends_with!(side_by_side_and_queued => delivered_and_sent_at_once_end_delivered);
 on_both_backends_with!(two_attempts => a_delivery_that_keeps_failing_ends_failed);
 on_both_backends_with!(slow_retries => a_lease_is_exclusive_until_it_runs_out);
 on_both_backends_with!(many_attempts => queued_messages_survive_a_restart_and_go_out_once);

@@ -261,6 +261,7 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 channel_id: channel_ids[b],
                 contact_id: contact.id,
                 archived: spec.state == State::Archived,
+                customer_address: None,
             },
         )?;
         let id = conversation.id();
@@ -347,6 +348,7 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 channel_id: channel.id,
                 contact_id: contact.id,
                 archived: false,
+                customer_address: None,
             },
         )?;
         foreign.push(conversation.id());
