@@ -39,13 +39,13 @@ pub fn create_admin(
     password: &str,
     name: &str,
 ) -> Result<Created, BootstrapError> {
-    let org = validate::text("org", org, 100)
+    let org = validate::text("org", org, domain::validate::limits::NAME)
         .map_err(|error| BootstrapError::Invalid(format!("--org {}", error.message)))?;
     let email = validate::email("email", email)
         .map_err(|error| BootstrapError::Invalid(format!("--email {}", error.message)))?;
     validate::password("password", password)
         .map_err(|error| BootstrapError::Invalid(format!("--password {}", error.message)))?;
-    let name = validate::text("name", name, 100)
+    let name = validate::text("name", name, domain::validate::limits::NAME)
         .map_err(|error| BootstrapError::Invalid(format!("--name {}", error.message)))?;
     let password_hash = hash_password(password)?;
     store

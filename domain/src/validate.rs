@@ -5,6 +5,27 @@ use crate::error::FieldError;
 use crate::model::ChannelType;
 use crate::phone;
 
+/// Length limits (characters) the validators apply, named so that the OpenAPI schemas state
+/// the same numbers.
+pub mod limits {
+    /// Names of people, inboxes, teams, organizations; canned-response titles.
+    pub const NAME: usize = 100;
+    pub const TAG_NAME: usize = 50;
+    pub const SHORTCUT: usize = 32;
+    /// Canned-response bodies.
+    pub const BODY: usize = 5000;
+    /// Message, note and chat message bodies (inbound ones too).
+    pub const MESSAGE_BODY: usize = 10_000;
+    /// Files on one message.
+    pub const ATTACHMENTS: usize = 10;
+    /// Conversations in one bulk action.
+    pub const BULK: usize = 100;
+    pub const EMAIL: usize = 254;
+    pub const STATUS_MESSAGE: usize = 140;
+    /// `#rrggbb` (surrounding spaces are trimmed).
+    pub const COLOR_PATTERN: &str = "^\\s*#[0-9A-Fa-f]{6}\\s*$";
+}
+
 /// Trims a required text and bounds its length (in characters).
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let trimmed = value.trim();
@@ -38,7 +59,7 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String, Fie
 pub fn email(field: &str, value: &str) -> Result<String, FieldError> {
     let value = value.trim().to_lowercase();
     let bad = || FieldError::new(field, "must be an e-mail address");
-    if value.len() > 254 || value.chars().any(char::is_whitespace) {
+    if value.len() > limits::EMAIL || value.chars().any(char::is_whitespace) {
         return Err(bad());
     }
     let (local, domain) = value.split_once('@').ok_or_else(bad)?;
@@ -87,7 +108,7 @@ pub fn color(field: &str, value: &str) -> Result<String, FieldError> {
 
 /// Tag names travel in URL paths (`/tags/{tag_name}`), so no slashes.
 pub fn tag_name(field: &str, value: &str) -> Result<String, FieldError> {
-    let name = text(field, value, 50)?;
+    let name = text(field, value, limits::TAG_NAME)?;
     if name.contains('/') {
         return Err(FieldError::new(field, "must not contain '/'"));
     }
@@ -96,7 +117,7 @@ pub fn tag_name(field: &str, value: &str) -> Result<String, FieldError> {
 
 /// Canned-response shortcuts are typed after a `/` in the composer: one word.
 pub fn shortcut(field: &str, value: &str) -> Result<String, FieldError> {
-    let value = text(field, value, 32)?;
+    let value = text(field, value, limits::SHORTCUT)?;
     if value.chars().any(char::is_whitespace) || value.contains('/') {
         return Err(FieldError::new(field, "must be one word without '/'"));
     }

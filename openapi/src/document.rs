@@ -8,6 +8,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 pub fn finish(doc: &mut Value) {
     crate::problems::document(doc);
+    crate::constraints::apply(doc);
     if let Some(object) = doc.as_object_mut() {
         object
             .entry("servers")
@@ -20,6 +21,22 @@ pub fn finish(doc: &mut Value) {
         // Public operations (sign-in, health, token- or signature-keyed links) say so
         // rather than leave security unstated.
         operation.entry("security").or_insert_with(|| json!([]));
+        // Ids in paths are positive (none is 0 or negative; such a path answers 404).
+        let parameters = operation
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut);
+        for parameter in parameters.into_iter().flatten() {
+            let is_id = parameter["in"] == "path"
+                && parameter["name"]
+                    .as_str()
+                    .is_some_and(|name| name == "id" || name.ends_with("_id"));
+            if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut)
+                && is_id
+                && schema.get("type") == Some(&json!("integer"))
+            {
+                schema.insert("minimum".into(), json!(1));
+            }
+        }
     });
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod chats;
 pub mod common;
+pub mod constraints;
 pub mod contacts;
 pub mod conversations;
 pub mod document;

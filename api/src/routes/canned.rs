@@ -94,8 +94,16 @@ pub async fn create_canned_response(
     let body = body.into_inner();
     let mut checks = Validator::new();
     let shortcut = checks.check(validate::shortcut("shortcut", &body.shortcut));
-    let title = checks.check(validate::text("title", &body.title, 100));
-    let text = checks.check(validate::text("body", &body.body, 5000));
+    let title = checks.check(validate::text(
+        "title",
+        &body.title,
+        domain::validate::limits::NAME,
+    ));
+    let text = checks.check(validate::text(
+        "body",
+        &body.body,
+        domain::validate::limits::BODY,
+    ));
     checks.finish()?;
     let (shortcut, title, text) = (
         shortcut.unwrap_or_default(),
@@ -140,14 +148,20 @@ pub async fn update_canned_response(
         .shortcut
         .as_deref()
         .and_then(|value| checks.check(validate::shortcut("shortcut", value)));
-    let title = body
-        .title
-        .as_deref()
-        .and_then(|value| checks.check(validate::text("title", value, 100)));
-    let text = body
-        .body
-        .as_deref()
-        .and_then(|value| checks.check(validate::text("body", value, 5000)));
+    let title = body.title.as_deref().and_then(|value| {
+        checks.check(validate::text(
+            "title",
+            value,
+            domain::validate::limits::NAME,
+        ))
+    });
+    let text = body.body.as_deref().and_then(|value| {
+        checks.check(validate::text(
+            "body",
+            value,
+            domain::validate::limits::BODY,
+        ))
+    });
     checks.finish()?;
     let (actor, id) = (caller.actor(), CannedResponseId(path.into_inner()));
     let updated = db::write(&state.store, move |conn| {

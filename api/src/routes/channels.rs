@@ -79,7 +79,11 @@ pub async fn create_channel(
         channel_type,
         &body.address,
     ));
-    let name = checks.check(validate::text("name", &body.name, 100));
+    let name = checks.check(validate::text(
+        "name",
+        &body.name,
+        domain::validate::limits::NAME,
+    ));
     let appended = match body.appended_message.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => checks.check(validate::optional_text("appended_message", text, 300)),

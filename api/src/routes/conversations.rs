@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::{db, paging};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-const MAX_BULK: usize = 100;
+const MAX_BULK: usize = domain::validate::limits::BULK;
 
 fn filter_from(caller: &Caller, query: &ConversationQuery) -> Filter {
     use openapi::{AssigneeFilter as A, ListStatus as S};

@@ -85,7 +85,11 @@ pub async fn create_inbox(
     let defaults = InboxSettings::default();
     let kind = body.kind.map_or(defaults.kind, InboxKind::from);
     let mut checks = Validator::new();
-    let name = checks.check(validate::text("name", &body.name, 100));
+    let name = checks.check(validate::text(
+        "name",
+        &body.name,
+        domain::validate::limits::NAME,
+    ));
     let limit = checks.check(validate::auto_assign_limit(
         "auto_assign_limit",
         body.auto_assign_limit,
@@ -171,10 +175,9 @@ pub async fn update_inbox(
 ) -> Result<web::Json<Inbox>, ApiError> {
     let body = body.into_inner();
     let mut checks = Validator::new();
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|name| checks.check(validate::text("name", name, 100)));
+    let name = body.name.as_deref().and_then(|name| {
+        checks.check(validate::text("name", name, domain::validate::limits::NAME))
+    });
     let limit = match body.auto_assign_limit {
         Some(limit) => checks.check(validate::auto_assign_limit("auto_assign_limit", limit)),
         None => None,

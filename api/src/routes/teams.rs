@@ -68,7 +68,7 @@ pub async fn create_team(
 ) -> Result<HttpResponse, ApiError> {
     policy::may_manage_teams(&caller.actor())?;
     let CreateTeam { name, member_ids } = body.into_inner();
-    let name = validate::text("name", &name, 100)?;
+    let name = validate::text("name", &name, domain::validate::limits::NAME)?;
     let org = caller.org();
     let team = db::write(&state.store, move |conn| {
         let wanted: Vec<UserId> = member_ids.iter().copied().map(UserId).collect();
@@ -140,7 +140,7 @@ pub async fn update_team(
     let name = body
         .into_inner()
         .name
-        .map(|name| validate::text("name", &name, 100))
+        .map(|name| validate::text("name", &name, domain::validate::limits::NAME))
         .transpose()?;
     let (org, id) = (caller.org(), TeamId(path.into_inner()));
     let team = db::write(&state.store, move |conn| match name {

@@ -66,7 +66,11 @@ pub async fn create_user(
     let body = body.into_inner();
     let mut checks = Validator::new();
     let email = checks.check(validate::email("email", &body.email));
-    let name = checks.check(validate::text("name", &body.name, 100));
+    let name = checks.check(validate::text(
+        "name",
+        &body.name,
+        domain::validate::limits::NAME,
+    ));
     let password = checks.check(validate::password("password", &body.password));
     checks.finish()?;
     let (Some(email), Some(name), Some(password)) = (email, name, password) else {
@@ -139,10 +143,9 @@ pub async fn update_user(
     policy::may_manage_users(&caller.actor())?;
     let body = body.into_inner();
     let mut checks = Validator::new();
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|name| checks.check(validate::text("name", name, 100)));
+    let name = body.name.as_deref().and_then(|name| {
+        checks.check(validate::text("name", name, domain::validate::limits::NAME))
+    });
     let password = body
         .password
         .as_deref()

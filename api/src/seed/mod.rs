@@ -475,7 +475,7 @@ pub fn seed_demo(
     progress: &dyn Fn(Progress),
 ) -> Result<SeedReport, SeedError> {
     let started = Instant::now();
-    let org_name = validate::text("org", &options.org, 100)
+    let org_name = validate::text("org", &options.org, domain::validate::limits::NAME)
         .map_err(|error| SeedError::Invalid(format!("--org {}", error.message)))?;
     if options.conversations > MAX_CONVERSATIONS {
         return Err(SeedError::Invalid(format!(

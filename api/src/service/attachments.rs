@@ -71,7 +71,7 @@ pub fn claim(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    if ids.len() > 10 {
+    if ids.len() > domain::validate::limits::ATTACHMENTS {
         return Err(
             DomainError::invalid("attachment_ids", "at most 10 attachments per message").into(),
         );

@@ -207,6 +207,19 @@ fn the_error_guide_lists_every_code() {
     assert!(missing.is_empty(), "docs/errors.md lacks {missing:?}");
 }
 
+/// The validators' limits are stated on the fields they apply to, and no entry of the table
+/// names a schema or field the document lacks.
+#[test]
+fn request_schemas_state_the_validators_limits() {
+    let mut document: Value =
+        serde_json::from_str(openapi::COMMITTED_SPEC).expect("openapi/openapi.json is JSON");
+    let name = &document["components"]["schemas"]["CreateUser"]["properties"]["name"];
+    assert_eq!(name["maxLength"], domain::validate::limits::NAME);
+    assert_eq!(name["minLength"], 1);
+    let missing = openapi::constraints::apply(&mut document);
+    assert!(missing.is_empty(), "no such schema fields: {missing:?}");
+}
+
 /// Every `$ref` names a schema the document defines (generators stop at the first that
 /// does not).
 #[test]
