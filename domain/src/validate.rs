@@ -26,13 +26,15 @@ pub mod limits {
     pub const COLOR_PATTERN: &str = "^\\s*#[0-9A-Fa-f]{6}\\s*$";
 }
 
-/// Trims a required text and bounds its length (in characters).
+/// Bounds a required text's length (in characters, as sent: the bound the schema states)
+/// and trims it.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
-    let trimmed = value.trim();
+    let checked = optional_text(field, value, max)?;
+    let trimmed = checked.trim();
     if trimmed.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
     }
-    optional_text(field, trimmed, max)
+    Ok(trimmed.to_string())
 }
 
 /// Bounds an optional text; blank becomes `None`.
