@@ -980,7 +980,7 @@ async fn an_edit_racing_a_merge_is_kept_or_refused_whole(app: TestApp) {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        let found = search(&app, &team.agent, &q(&added)).await;
+        let found = search(app, &team.agent, &q(&added)).await;
         if edit.status == 200 {
             assert!(numbers.contains(&added.as_str()), "round {round}: {kept}");
             assert_eq!(found, vec![keep], "round {round}");
@@ -1034,10 +1034,10 @@ async fn an_import_racing_an_inbound_text_from_its_number_makes_one_contact(app:
             + imported.body["updated"].as_i64().unwrap_or(0);
         assert_eq!(taken, 1, "round {round}: {}", imported.body);
         assert_eq!(replies[1].status, 200, "round {round}: {}", replies[1].body);
-        let found = search(&app, &team.agent, &q(&number)).await;
+        let found = search(app, &team.agent, &q(&number)).await;
         assert_eq!(found.len(), 1, "round {round}: one contact holds {number}");
         let conversation_id = replies[1].body["conversation_id"].as_i64().expect("id");
-        let conversation = fixtures::conversation(&app, &team.agent, conversation_id).await;
+        let conversation = fixtures::conversation(app, &team.agent, conversation_id).await;
         assert_eq!(
             conversation["contact"]["id"], found[0],
             "round {round}: {conversation}"
@@ -1112,7 +1112,7 @@ async fn favorite_presses_at_once_leave_one_favorite(app: TestApp) {
             replies[1].body
         );
         assert!(
-            !all_favorites(&app, &team.other_agent)
+            !all_favorites(app, &team.other_agent)
                 .await
                 .contains(&contact)
         );
