@@ -14,7 +14,7 @@ pub fn finish(doc: &mut Value) {
             .entry("servers")
             .or_insert_with(|| json!([{"url": "/", "description": "This server"}]));
     }
-    for_each_operation(doc, |operation_id, operation| {
+    for_each_operation(doc, &["paths", "webhooks"], |operation_id, operation| {
         if operation.get("summary").is_none() {
             operation.insert("summary".into(), summary_of(operation_id).into());
         }
@@ -40,11 +40,13 @@ pub fn finish(doc: &mut Value) {
     });
 }
 
-fn for_each_operation(
+/// Calls `visit` with each operation (and its id) of the document's `sections`.
+pub(crate) fn for_each_operation(
     doc: &mut Value,
+    sections: &[&str],
     mut visit: impl FnMut(&str, &mut serde_json::Map<String, Value>),
 ) {
-    for section in ["paths", "webhooks"] {
+    for &section in sections {
         let Some(items) = doc.get_mut(section).and_then(Value::as_object_mut) else {
             continue;
         };

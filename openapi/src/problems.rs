@@ -3,7 +3,7 @@
 //! read this table.
 
 use domain::DomainError;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 macro_rules! error_codes {
     ($($(#[doc = $doc:literal])* $variant:ident = ($code:literal, $status:literal, $title:literal),)*) => {
@@ -191,7 +191,7 @@ fn named_codes(status: u16, description: &str) -> Vec<ErrorCode> {
 }
 
 /// The responses every operation of its kind can give, whatever its entry says.
-fn implied(operation: &Value) -> Vec<u16> {
+fn implied(operation: &Map<String, Value>) -> Vec<u16> {
     let mut statuses = vec![500, 503];
     let has_input = operation.get("requestBody").is_some()
         || operation
@@ -231,90 +231,83 @@ pub fn document(doc: &mut Value) {
             *code = json!({"$ref": "#/components/schemas/ErrorCode"});
         }
     }
-    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
-        return;
-    };
-    for item in paths.values_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
+    // Webhooks are calls this server makes: their responses are the receiver's, not ours.
+    crate::document::for_each_operation(doc, &["paths"], |_, operation| {
+        let implied = implied(operation);
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            return;
         };
-        for (method, operation) in item.iter_mut() {
-            if !METHODS.contains(&method.as_str()) {
-                continue;
-            }
-            let implied = implied(operation);
-            let Some(responses) = operation
-                .get_mut("responses")
-                .and_then(Value::as_object_mut)
-            else {
-                continue;
-            };
-            for status in implied {
-                responses
-                    .entry(status.to_string())
-                    .or_insert_with(|| json!({}));
-            }
-            for (status, response) in responses.iter_mut() {
-                let Ok(status) = status.parse::<u16>() else {
-                    continue;
-                };
-                let Some(response) = response.as_object_mut() else {
-                    continue;
-                };
-                let description = response
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                if status < 400 {
-                    if description.is_empty() {
-                        response.insert("description".into(), success(status).into());
-                    }
-                    continue;
-                }
-                if has_own_body(response) {
-                    continue;
-                }
-                let codes = named_codes(status, &description);
-                let listed: Vec<String> = codes.iter().map(|code| format!("`{code}`")).collect();
-                let described = if description.is_empty() {
-                    let meanings: Vec<&str> = codes.iter().map(|code| code.meaning()).collect();
-                    format!("{}: {}", listed.join(", "), meanings.join(" "))
-                } else if codes
-                    .iter()
-                    .all(|code| description.contains(&format!("`{code}`")))
-                {
-                    description
-                } else {
-                    format!("{}: {description}", listed.join(", "))
-                };
-                response.insert("description".into(), described.into());
-                response.insert(
-                    "content".into(),
-                    json!({PROBLEM_TYPE: {"schema": {"allOf": [
-                        {"$ref": "#/components/schemas/Problem"},
-                        {"type": "object", "properties": {"code": {
-                            "type": "string",
-                            "enum": codes.iter().map(|code| code.as_str()).collect::<Vec<_>>(),
-                        }}},
-                    ]}}}),
-                );
-                if status == 429 {
-                    response.insert(
-                        "headers".into(),
-                        json!({"Retry-After": {
-                            "description": "Seconds to wait before trying again",
-                            "schema": {"type": "integer", "minimum": 1},
-                        }}),
-                    );
-                }
+        for status in implied {
+            responses
+                .entry(status.to_string())
+                .or_insert_with(|| json!({}));
+        }
+        for (status, response) in responses.iter_mut() {
+            if let (Ok(status), Some(response)) = (status.parse::<u16>(), response.as_object_mut())
+            {
+                document_response(status, response);
             }
         }
+    });
+}
+
+/// One response of an operation: a success gets a description if it has none; a problem
+/// response becomes `application/problem+json` with its codes' enum.
+fn document_response(status: u16, response: &mut Map<String, Value>) {
+    let description = response
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if status < 400 {
+        if description.is_empty() {
+            response.insert("description".into(), success(status).into());
+        }
+        return;
+    }
+    if has_own_body(response) {
+        return;
+    }
+    let codes = named_codes(status, &description);
+    let listed: Vec<String> = codes.iter().map(|code| format!("`{code}`")).collect();
+    let described = if description.is_empty() {
+        let meanings: Vec<&str> = codes.iter().map(|code| code.meaning()).collect();
+        format!("{}: {}", listed.join(", "), meanings.join(" "))
+    } else if codes
+        .iter()
+        .all(|code| description.contains(&format!("`{code}`")))
+    {
+        description
+    } else {
+        format!("{}: {description}", listed.join(", "))
+    };
+    response.insert("description".into(), described.into());
+    response.insert(
+        "content".into(),
+        json!({PROBLEM_TYPE: {"schema": {"allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {"type": "object", "properties": {"code": {
+                "type": "string",
+                "enum": codes.iter().map(|code| code.as_str()).collect::<Vec<_>>(),
+            }}},
+        ]}}}),
+    );
+    if status == 429 {
+        response.insert(
+            "headers".into(),
+            json!({"Retry-After": {
+                "description": "Seconds to wait before trying again",
+                "schema": {"type": "integer", "minimum": 1},
+            }}),
+        );
     }
 }
 
 /// An error response with a body of its own (not a problem document), e.g. `/readyz`'s 503.
-fn has_own_body(response: &serde_json::Map<String, Value>) -> bool {
+fn has_own_body(response: &Map<String, Value>) -> bool {
     let Some(content) = response.get("content").and_then(Value::as_object) else {
         return false;
     };
@@ -325,7 +318,6 @@ fn has_own_body(response: &serde_json::Map<String, Value>) -> bool {
 }
 
 pub const PROBLEM_TYPE: &str = "application/problem+json";
-const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 fn success(status: u16) -> &'static str {
     match status {
