@@ -845,6 +845,11 @@ async fn an_export_round_trips_through_an_import(app: TestApp) {
 // ---------------------------------------------------------------------------------------
 // Races (PostgreSQL runs them side by side)
 
+/// A contact with one number, the `n`th test customer's; answers its id.
+async fn numbered(app: &TestApp, session: &Session, n: u32) -> i64 {
+    id(&create(app, session, json!({"phone_numbers": [customer(n)]})).await)
+}
+
 /// Sorted statuses of a round, for comparing against an expected set.
 fn sorted(replies: &[Reply]) -> Vec<u16> {
     let mut statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
@@ -873,18 +878,8 @@ async fn two_agents_saving_one_number_at_once_make_one_contact(app: TestApp) {
 async fn merging_one_pair_both_ways_at_once_keeps_one_contact(app: TestApp) {
     let team = team(&app).await;
     for round in 0..ROUNDS {
-        let one = id(&create(
-            &app,
-            &team.agent,
-            json!({"phone_numbers": [customer(200 + round)]}),
-        )
-        .await);
-        let two = id(&create(
-            &app,
-            &team.agent,
-            json!({"phone_numbers": [customer(300 + round)]}),
-        )
-        .await);
+        let one = numbered(&app, &team.agent, 200 + round).await;
+        let two = numbered(&app, &team.agent, 300 + round).await;
         let paths = [
             format!("/v1/contacts/{one}/merge"),
             format!("/v1/contacts/{two}/merge"),
@@ -926,18 +921,8 @@ async fn merging_one_pair_both_ways_at_once_keeps_one_contact(app: TestApp) {
 async fn an_edit_racing_a_merge_is_kept_or_refused_whole(app: TestApp) {
     let team = team(&app).await;
     for round in 0..ROUNDS {
-        let keep = id(&create(
-            &app,
-            &team.agent,
-            json!({"phone_numbers": [customer(400 + round)]}),
-        )
-        .await);
-        let other = id(&create(
-            &app,
-            &team.agent,
-            json!({"phone_numbers": [customer(500 + round)]}),
-        )
-        .await);
+        let keep = numbered(&app, &team.agent, 400 + round).await;
+        let other = numbered(&app, &team.agent, 500 + round).await;
         let added = customer(600 + round);
         let (manager, agent, app) = (&team.manager, &team.agent, &app);
         let edit = json!({"name": "Edited", "phone_numbers": [customer(500 + round), added]});
