@@ -20,19 +20,8 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("temporary data directory");
-    let data_dir = dir.path().to_path_buf();
-    support::run(
-        backend,
-        test_name,
-        move |config| {
-            config.data_dir = data_dir;
-            config.max_upload = max_upload;
-        },
-        body,
-    )
-    .await;
-    drop(dir);
+    let configure = move |config: &mut api::Config| config.max_upload = max_upload;
+    support::run_with_data_dir(backend, test_name, configure, body).await;
 }
 
 /// Like `on_both_backends!`, with a data directory of the test's own and an upload limit.

@@ -645,19 +645,7 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("temporary data directory");
-    let data_dir = dir.path().to_path_buf();
-    support::run(
-        backend,
-        test_name,
-        move |config| {
-            side_by_side(config);
-            config.data_dir = data_dir;
-        },
-        body,
-    )
-    .await;
-    drop(dir);
+    support::run_with_data_dir(backend, test_name, side_by_side, body).await;
 }
 
 macro_rules! with_files {

@@ -21,20 +21,11 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().expect("temporary data directory");
-    let data_dir = dir.path().to_path_buf();
-    support::run(
-        backend,
-        test_name,
-        move |config| {
-            config.data_dir = data_dir;
-            config.public_url = Some(PUBLIC.into());
-            config.delivery_base_delay_ms = 50;
-        },
-        body,
-    )
-    .await;
-    drop(dir);
+    let configure = |config: &mut api::Config| {
+        config.public_url = Some(PUBLIC.into());
+        config.delivery_base_delay_ms = 50;
+    };
+    support::run_with_data_dir(backend, test_name, configure, body).await;
 }
 
 macro_rules! sending_files {

@@ -271,6 +271,32 @@ pub async fn run<F, Fut>(
     );
 }
 
+/// Like [`run`], with the server's files (attachments) in a temporary directory of the
+/// test's own, removed afterwards; `configure` changes the rest.
+pub async fn run_with_data_dir<F, Fut>(
+    backend: Backend,
+    test_name: &str,
+    configure: impl FnOnce(&mut Config),
+    body: F,
+) where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temporary data directory");
+    let data_dir = dir.path().to_path_buf();
+    run(
+        backend,
+        test_name,
+        move |config| {
+            config.data_dir = data_dir;
+            configure(config);
+        },
+        body,
+    )
+    .await;
+    drop(dir);
+}
+
 /// Declares each listed `async fn(TestApp)` as two tests, `sqlite` and `postgres`.
 #[macro_export]
 macro_rules! on_both_backends {
