@@ -29,7 +29,8 @@ pub struct Contract {
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-static CONTRACT: LazyLock<Contract> = LazyLock::new(|| Contract::new(crate::openapi_json()));
+static CONTRACT: LazyLock<Contract> =
+    LazyLock::new(|| Contract::new(crate::openapi_json().clone()));
 
 impl Contract {
     fn new(document: Value) -> Contract {

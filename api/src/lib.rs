@@ -95,26 +95,30 @@ impl Modify for BearerAuth {
 
 /// The OpenAPI document, built from the same registrations that serve traffic, with each
 /// operation's problem responses, summary and security spelled out
-/// (`openapi::document::finish`).
-pub fn openapi_json() -> serde_json::Value {
-    let (_app, document) = App::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(routes::configure)
-        .split_for_parts();
-    let mut json = serde_json::to_value(&document).unwrap_or_default();
-    openapi::document::finish(&mut json);
-    json
+/// (`openapi::document::finish`). Built once per process: the docs page, the contract
+/// check and the AsyncAPI document all read the same one.
+pub fn openapi_json() -> &'static serde_json::Value {
+    static DOCUMENT: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+        let (_app, document) = App::new()
+            .into_utoipa_app()
+            .openapi(ApiDoc::openapi())
+            .configure(routes::configure)
+            .split_for_parts();
+        let mut json = serde_json::to_value(&document).unwrap_or_default();
+        openapi::document::finish(&mut json);
+        json
+    });
+    &DOCUMENT
 }
 
 /// The WebSocket protocol as an AsyncAPI 3.0 document (see [`asyncapi`]).
 pub fn asyncapi_json() -> serde_json::Value {
-    asyncapi::document(&openapi_json())
+    asyncapi::document(openapi_json())
 }
 
 /// [`openapi_json`] as utoipa's type (what the docs page serves).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    serde_json::from_value(openapi_json()).unwrap_or_default()
+    serde_json::from_value(openapi_json().clone()).unwrap_or_default()
 }
 
 #[derive(Debug, thiserror::Error)]
