@@ -1,7 +1,7 @@
 //! The connection: PostgreSQL or SQLite picked from the URL scheme, pooled by r2d2, with the
 //! SQLite PRAGMAs set on every pooled connection and migrations embedded in the binary.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ impl Backend {
     /// Reads the backend from the URL scheme; anything else is an error, never a new file.
     pub fn from_url(url: &str) -> Result<(Backend, String), StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok((Backend::Postgres, url.to_string()));
+            return Ok((Backend::Postgres, without_loopback_tls(url)));
         }
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -57,6 +57,32 @@ impl Backend {
     }
 }
 
+/// The PostgreSQL URL to connect with: to a loopback host without an `sslmode`, TLS is
+/// turned off (`sslmode=disable`). libpq's default (`prefer`) negotiates TLS even to
+/// localhost, which costs every statement encryption for no protection; an explicit
+/// `sslmode` is always kept, and any other host keeps libpq's default.
+fn without_loopback_tls(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback());
+    if !loopback || url.contains("sslmode=") {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode=disable")
+}
+
 /// A URL without its password, fit for logs and error messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -71,6 +97,41 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A pooled connection, and whether it has lost its server: a statement that failed
+/// because the connection closed marks it, and the pool then drops it instead of handing it
+/// out again. (Connections are not pinged on every checkout: that was one extra round trip
+/// per request.)
+pub struct Pooled {
+    conn: DbConnection,
+    lost: Arc<AtomicBool>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// Whether `error` means the connection itself is gone (not that one statement failed).
+fn connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        error,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | Error::BrokenTransactionManager
+    )
+}
+
 #[derive(Debug)]
 pub struct Manager {
     backend: Backend,
@@ -80,10 +141,10 @@ pub struct Manager {
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = diesel::ConnectionError;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
         let mut conn = match self.backend {
             Backend::Postgres => DbConnection::Postgresql(PgConnection::establish(&self.target)?),
             Backend::Sqlite => {
@@ -97,21 +158,31 @@ impl r2d2::ManageConnection for Manager {
             }
         };
         let queries = self.queries.clone();
+        let lost = Arc::new(AtomicBool::new(false));
+        let marks = lost.clone();
         conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
-            if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
-                queries.fetch_add(1, Ordering::Relaxed);
+            use diesel::connection::InstrumentationEvent;
+            match event {
+                InstrumentationEvent::StartQuery { .. } => {
+                    queries.fetch_add(1, Ordering::Relaxed);
+                }
+                InstrumentationEvent::FinishQuery {
+                    error: Some(error), ..
+                } if connection_lost(error) => marks.store(true, Ordering::Relaxed),
+                _ => {}
             }
         });
-        Ok(conn)
+        Ok(Pooled { conn, lost })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), Self::Error> {
         conn.batch_execute("SELECT 1")
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        conn.lost.load(Ordering::Relaxed) || conn.conn.is_broken()
     }
 }
 
@@ -136,6 +207,7 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(1))
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(5))
             .build(Manager {
                 backend,
@@ -203,7 +275,7 @@ impl Store {
     /// Applies every pending migration.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
-        let applied = match &mut *conn {
+        let applied = match &mut **conn {
             DbConnection::Postgresql(pg) => pg.run_pending_migrations(PG_MIGRATIONS).map(versions),
             DbConnection::Sqlite(lite) => {
                 lite.run_pending_migrations(SQLITE_MIGRATIONS).map(versions)
@@ -215,7 +287,7 @@ impl Store {
     /// Reverts every applied migration (the migration test uses it; operators rarely should).
     pub fn revert_all(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
-        let reverted = match &mut *conn {
+        let reverted = match &mut **conn {
             DbConnection::Postgresql(pg) => pg.revert_all_migrations(PG_MIGRATIONS).map(versions),
             DbConnection::Sqlite(lite) => {
                 lite.revert_all_migrations(SQLITE_MIGRATIONS).map(versions)
@@ -257,6 +329,30 @@ mod tests {
             .to_string();
         assert!(error.contains("unsupported database URL scheme"), "{error}");
         assert!(!error.contains("hunter2"), "the password leaked: {error}");
+    }
+
+    #[test]
+    fn loopback_postgres_skips_tls_unless_asked() {
+        let target = |url: &str| Backend::from_url(url).unwrap().1;
+        assert_eq!(
+            target("postgres://postgres@127.0.0.1:5432/sb"),
+            "postgres://postgres@127.0.0.1:5432/sb?sslmode=disable"
+        );
+        assert_eq!(
+            target("postgresql://app:pw@localhost/sb?connect_timeout=3"),
+            "postgresql://app:pw@localhost/sb?connect_timeout=3&sslmode=disable"
+        );
+        assert_eq!(
+            target("postgres://app@[::1]:5432/sb"),
+            "postgres://app@[::1]:5432/sb?sslmode=disable"
+        );
+        // Asked for, or another host: libpq decides as configured.
+        assert_eq!(
+            target("postgres://app@127.0.0.1/sb?sslmode=require"),
+            "postgres://app@127.0.0.1/sb?sslmode=require"
+        );
+        assert_eq!(target("postgres://app@db.internal/sb"), "postgres://app@db.internal/sb");
+        assert_eq!(target("postgres://app@10.0.0.5/sb"), "postgres://app@10.0.0.5/sb");
     }
 
     #[test]
