@@ -66,7 +66,9 @@ fn without_loopback_tls(url: &str) -> String {
         return url.to_string();
     };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let host = if let Some(bracketed) = host_port.strip_prefix('[') {
         bracketed.split(']').next().unwrap_or_default()
     } else {
@@ -351,8 +353,14 @@ mod tests {
             target("postgres://app@127.0.0.1/sb?sslmode=require"),
             "postgres://app@127.0.0.1/sb?sslmode=require"
         );
-        assert_eq!(target("postgres://app@db.internal/sb"), "postgres://app@db.internal/sb");
-        assert_eq!(target("postgres://app@10.0.0.5/sb"), "postgres://app@10.0.0.5/sb");
+        assert_eq!(
+            target("postgres://app@db.internal/sb"),
+            "postgres://app@db.internal/sb"
+        );
+        assert_eq!(
+            target("postgres://app@10.0.0.5/sb"),
+            "postgres://app@10.0.0.5/sb"
+        );
     }
 
     #[test]

@@ -327,56 +327,28 @@ pub fn list(
         Some(Position::Rest { at, id }) => Some((at, id)),
         _ => None,
     };
-    macro_rules! rest_phase {
-        ($column:expr, $read:expr) => {{
-            let mut query = base(scope, filter).filter(not(c::id.eq_any(pinned_ids.clone())));
-            if sort.by_messages() {
-                query = query.filter(c::last_message_at.is_not_null());
-            }
-            if let Some((at, id)) = rest_after {
-                query = if sort.descending() {
-                    query.filter($column.lt(at).or($column.eq(at).and(c::id.lt(id))))
-                } else {
-                    query.filter($column.gt(at).or($column.eq(at).and(c::id.gt(id))))
-                };
-            }
-            query = if sort.descending() {
-                query.order(($column.desc(), c::id.desc()))
-            } else {
-                query.order(($column.asc(), c::id.asc()))
-            };
-            let found = to_conversations(
-                query
-                    .limit(room(&rows))
-                    .select(COLUMNS)
-                    .load::<ConversationRow>(conn)?,
-            )?;
-            for conversation in found {
-                let id = conversation.id.get();
-                let at: Option<NaiveDateTime> = $read(&conversation);
-                rows.push((
-                    conversation,
-                    Position::Rest {
-                        at: at.unwrap_or_default(),
-                        id,
-                    },
-                ));
-            }
-        }};
-    }
+    let key = SortKey::of(sort, filter.tab);
+    let found = to_conversations(
+        rest_query(scope, filter, sort, &pinned_ids, rest_after)
+            .limit(room(&rows))
+            .select(COLUMNS)
+            .load::<ConversationRow>(conn)?,
+    )?;
     let to_db = |at: chrono::DateTime<chrono::Utc>| at.naive_utc();
-    match (sort.by_messages(), filter.tab) {
-        (true, _) => rest_phase!(c::last_message_at, |conversation: &Conversation| {
-            conversation.last_message_at.map(to_db)
-        }),
-        (false, Some(Tab::Closed)) => {
-            rest_phase!(c::closed_at, |conversation: &Conversation| conversation
-                .closed_at
-                .map(to_db))
-        }
-        (false, _) => rest_phase!(c::created_at, |conversation: &Conversation| Some(to_db(
-            conversation.created_at
-        ))),
+    for conversation in found {
+        let id = conversation.id.get();
+        let at = match key {
+            SortKey::LastMessage => conversation.last_message_at.map(to_db),
+            SortKey::Closed => conversation.closed_at.map(to_db),
+            SortKey::Created => Some(to_db(conversation.created_at)),
+        };
+        rows.push((
+            conversation,
+            Position::Rest {
+                at: at.unwrap_or_default(),
+                id,
+            },
+        ));
     }
 
     let has_more = rows.len() as i64 > limit;
@@ -404,6 +376,156 @@ pub fn list(
     })
 }
 
+/// The column phase 3 sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortKey {
+    LastMessage,
+    Closed,
+    Created,
+}
+
+impl SortKey {
+    fn of(sort: Sort, tab: Option<Tab>) -> SortKey {
+        match (sort.by_messages(), tab) {
+            (true, _) => SortKey::LastMessage,
+            (false, Some(Tab::Closed)) => SortKey::Closed,
+            (false, _) => SortKey::Created,
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::LastMessage => "conversations.last_message_at",
+            SortKey::Closed => "conversations.closed_at",
+            SortKey::Created => "conversations.created_at",
+        }
+    }
+}
+
+/// `(key, id) < (at, id)` (or `>`): the keyset condition as one row-value comparison, which
+/// both planners turn into a bound of the list index's range (`key < at OR (key = at AND id <
+/// id)`, the same rows, is only a filter: every row above the cursor was read and dropped).
+fn beyond(
+    key: SortKey,
+    descending: bool,
+    at: NaiveDateTime,
+    id: i64,
+) -> Box<dyn BoxableExpression<c::table, MultiBackend, SqlType = diesel::sql_types::Bool>> {
+    use diesel::sql_types::{BigInt, Bool, Timestamp};
+    let operator = if descending { "<" } else { ">" };
+    Box::new(
+        diesel::dsl::sql::<Bool>(&format!(
+            "({}, conversations.id) {operator} (",
+            key.column()
+        ))
+        .bind::<Timestamp, _>(at)
+        .sql(", ")
+        .bind::<BigInt, _>(id)
+        .sql(")"),
+    )
+}
+
+/// Phase 3's query, without its limit and columns: the visible, filtered conversations past
+/// the cursor, not pinned, in the sort's order.
+fn rest_query(
+    scope: &Scope,
+    filter: &Filter,
+    sort: Sort,
+    pinned_ids: &[i64],
+    after: Option<(NaiveDateTime, i64)>,
+) -> Boxed {
+    let key = SortKey::of(sort, filter.tab);
+    let mut query = base(scope, filter).filter(not(c::id.eq_any(pinned_ids.to_vec())));
+    if sort.by_messages() {
+        query = query.filter(c::last_message_at.is_not_null());
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(beyond(key, sort.descending(), at, id));
+    }
+    match (key, sort.descending()) {
+        (SortKey::LastMessage, true) => query.order((c::last_message_at.desc(), c::id.desc())),
+        (SortKey::LastMessage, false) => query.order((c::last_message_at.asc(), c::id.asc())),
+        (SortKey::Closed, true) => query.order((c::closed_at.desc(), c::id.desc())),
+        (SortKey::Closed, false) => query.order((c::closed_at.asc(), c::id.asc())),
+        (SortKey::Created, true) => query.order((c::created_at.desc(), c::id.desc())),
+        (SortKey::Created, false) => query.order((c::created_at.asc(), c::id.asc())),
+    }
+}
+
+/// The database's plan for the list's main query (phase 3) of a page after `after`: one
+/// line per plan node (PostgreSQL `EXPLAIN`, SQLite `EXPLAIN QUERY PLAN`). For tests that
+/// check the cursor bounds an index range, and for operators checking their indexes.
+pub fn explain_page(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<(NaiveDateTime, i64)>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let query = rest_query(scope, filter, sort, &[], after)
+        .limit(limit)
+        .select(COLUMNS);
+    Ok(match conn {
+        DbConnection::Postgresql(_) => {
+            Explain::<_, diesel::sql_types::Text>::new("EXPLAIN ", query).load::<String>(conn)?
+        }
+        DbConnection::Sqlite(_) => Explain::<
+            _,
+            (
+                diesel::sql_types::Integer,
+                diesel::sql_types::Integer,
+                diesel::sql_types::Integer,
+                diesel::sql_types::Text,
+            ),
+        >::new("EXPLAIN QUERY PLAN ", query)
+        .load::<(i32, i32, i32, String)>(conn)?
+        .into_iter()
+        .map(|(_, _, _, detail)| detail)
+        .collect(),
+    })
+}
+
+/// `EXPLAIN …` of a query, its rows typed `ST`.
+struct Explain<Q, ST> {
+    prefix: &'static str,
+    query: Q,
+    rows: std::marker::PhantomData<ST>,
+}
+
+impl<Q, ST> Explain<Q, ST> {
+    fn new(prefix: &'static str, query: Q) -> Self {
+        Explain {
+            prefix,
+            query,
+            rows: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<Q, ST> diesel::query_builder::QueryId for Explain<Q, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q, ST: 'static> diesel::query_builder::Query for Explain<Q, ST> {
+    type SqlType = ST;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<MultiBackend>, ST>
+    diesel::query_builder::QueryFragment<MultiBackend> for Explain<Q, ST>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, MultiBackend>,
+    ) -> QueryResult<()> {
+        out.push_sql(self.prefix);
+        self.query.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q, ST> RunQueryDsl<DbConnection> for Explain<Q, ST> {}
+
 /// Where a page of a contact's history ends: the last conversation's creation and id.
 pub type HistoryPosition = (NaiveDateTime, i64);
 
@@ -426,9 +548,7 @@ pub fn history(
     };
     let mut query = base_with(scope, &filter, with_spam);
     if let Some((at, id)) = after {
-        query = query
-            .filter(c::created_at.le(at))
-            .filter(c::created_at.lt(at).or(c::id.lt(id)));
+        query = query.filter(beyond(SortKey::Created, true, at, id));
     }
     let found = to_conversations(
         query

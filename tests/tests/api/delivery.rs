@@ -739,7 +739,7 @@ async fn a_lease_is_exclusive_until_it_runs_out(app: TestApp) {
             let mut conn = reader.conn().expect("a connection");
             d::table
                 .select(d::attempts)
-                .first(&mut *conn)
+                .first(&mut **conn)
                 .expect("the queued delivery")
         })
         .await

@@ -17,6 +17,7 @@ mod conversations;
 mod delivery;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
+mod list_plans;
 mod migrations;
 mod outbound_files;
 mod races;
