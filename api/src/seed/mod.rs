@@ -488,6 +488,10 @@ pub fn seed_demo(
     {
         return Err(SeedError::Exists(org_name));
     }
+    // Contacts from before search terms existed get theirs now, while the database is still
+    // small of them: the loader writes the terms of what it seeds, and the server's start-up
+    // backfill would otherwise walk every seeded contact again in one transaction.
+    store.write(persistence::repo::contacts::backfill_terms)?;
     let password = random_token(12);
     // One hash for everyone: argon2 is slow on purpose, and these are demo accounts.
     let password_hash =
