@@ -442,7 +442,19 @@ diesel::joinable!(chat_members -> users (user_id));
 diesel::joinable!(chat_messages -> chats (chat_id));
 diesel::joinable!(chat_messages -> users (author_id));
 
+diesel::table! {
+    /// Conversations per inbox, state, assignee and team (0: none), kept by triggers.
+    conversation_counts (inbox_id, state, assignee_id, team_id) {
+        inbox_id -> BigInt,
+        state -> Text,
+        assignee_id -> BigInt,
+        team_id -> BigInt,
+        n -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    conversation_counts,
     organizations,
     server_settings,
     users,

@@ -585,6 +585,88 @@ pub fn counts(
     scope: &Scope,
     filter: &Filter,
 ) -> Result<Counts, StoreError> {
+    let by_inbox_only = filter.channel_id.is_none()
+        && !filter.participant_me
+        && filter.tag.is_none()
+        && filter.contact_id.is_none()
+        && filter.q.as_deref().is_none_or(|q| q.trim().is_empty());
+    if by_inbox_only {
+        return maintained_counts(conn, scope, filter);
+    }
+    scanned_counts(conn, scope, filter)
+}
+
+/// The counts from the maintained per-inbox buckets (`conversation_counts`), with the same
+/// visibility as [`base`]; only unread, which is per user, is counted from the rows (the
+/// open ones).
+fn maintained_counts(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+) -> Result<Counts, StoreError> {
+    use crate::schema::conversation_counts as buckets;
+    let me = scope.user.get();
+    let mut inboxes: Vec<i64> = scope
+        .full
+        .iter()
+        .chain(&scope.partial)
+        .map(|id| id.get())
+        .collect();
+    if let Some(inbox) = filter.inbox_id {
+        inboxes.retain(|id| *id == inbox.get());
+    }
+    let rows: Vec<(i64, String, i64, i64, i64)> = buckets::table
+        .filter(buckets::inbox_id.eq_any(inboxes))
+        .filter(buckets::n.ne(0))
+        .select((
+            buckets::inbox_id,
+            buckets::state,
+            buckets::assignee_id,
+            buckets::team_id,
+            buckets::n,
+        ))
+        .load(conn)?;
+    let mut counts = Counts::default();
+    for (inbox, state, assignee, team, n) in rows {
+        // The rule of `base`: every conversation of a full inbox; of a partial one the
+        // unassigned, the caller's own and their teams'.
+        let visible = scope.full.iter().any(|id| id.get() == inbox)
+            || (scope.partial.iter().any(|id| id.get() == inbox)
+                && (assignee == 0
+                    || assignee == me
+                    || scope.teams.iter().any(|t| t.get() == team)));
+        if !visible {
+            continue;
+        }
+        match state.as_str() {
+            "open" => {
+                counts.open += n;
+                match assignee {
+                    0 => counts.unassigned += n,
+                    id if id == me => counts.mine += n,
+                    _ => counts.others += n,
+                }
+            }
+            "closed" => counts.closed += n,
+            _ => counts.archived += n,
+        }
+    }
+    let unread = Filter {
+        tab: Some(Tab::Open),
+        assignee: None,
+        unread_only: true,
+        ..filter.clone()
+    };
+    counts.unread = base(scope, &unread).count().get_result(conn)?;
+    Ok(counts)
+}
+
+/// The counts by scanning the filtered rows, for filters the buckets do not keep.
+fn scanned_counts(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+) -> Result<Counts, StoreError> {
     // One COUNT per figure (diesel cannot GROUP BY a boxed query); each is index-served.
     let mut count = |tab: Tab,
                      assignee: Option<AssigneeFilter>,

@@ -14,6 +14,7 @@ mod chats;
 mod contacts;
 mod conversation_rules;
 mod conversations;
+mod counts;
 mod delivery;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
