@@ -4,7 +4,7 @@ SKIP_LOG := $(CURDIR)/target/skipped-postgres-tests.txt
 # Tests wait on sockets and databases more than on the CPU.
 TEST_THREADS ?= 4
 
-.PHONY: run seed-demo test lint openapi api-check fuzz-api build release
+.PHONY: run seed-demo test lint openapi api-check fuzz-api build release bench bench-smoke
 
 ## run: build and start the server on SQLite with the in-process bus (http://127.0.0.1:8080)
 run:
@@ -42,6 +42,16 @@ api-check:
 ## fuzz-api: schemathesis (every check, bounded examples) against a live debug server; FUZZ_ARGS for more flags
 fuzz-api: build
 	tools/api-check/fuzz.sh target/debug/switchboard $(FUZZ_ARGS)
+
+## bench: release build, then every benchmark figure against its baseline on SQLite and on PostgreSQL + Redis (BENCHMARKS.md, target/bench/results.json; BENCH_ARGS for more flags)
+bench:
+	$(CARGO) build --release -p switchboard-api -p switchboard-bench
+	target/release/bench --server target/release/switchboard $(BENCH_ARGS)
+
+## bench-smoke: the benchmark harness at tiny sizes on debug builds, in seconds (CI); fails on any error, not on a missed target
+bench-smoke:
+	$(CARGO) build -p switchboard-api -p switchboard-bench
+	target/debug/bench --smoke --server target/debug/switchboard
 
 build:
 	$(CARGO) build -p switchboard-api

@@ -21,11 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use hmac::{Hmac, Mac};
 use persistence::Store;
 use persistence::repo::users::{self, NewUser};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use switchboard_bench::client::{self, Api, Channel, Socket};
+use switchboard_bench::report::median;
+use switchboard_bench::sys;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -102,13 +103,11 @@ fn args() -> Result<Args, String> {
 
 /// The server's memory: (VmRSS, VmHWM) in MiB.
 fn memory(pid: Option<u32>) -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    let field = |name: &str| -> Option<f64> {
-        let line = status.lines().find(|line| line.starts_with(name))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    let memory = sys::memory(pid?).ok()?;
+    Some((
+        memory.rss_kib as f64 / 1024.0,
+        memory.hwm_kib as f64 / 1024.0,
+    ))
 }
 
 struct Org {
@@ -126,23 +125,10 @@ async fn json_call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Result<Value, String> {
-    let mut request = client.request(method, &url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|error| format!("{url}: {error}"))?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(format!("{url}: {status} {text}"));
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    let api = Api {
+        http: client.clone(),
+    };
+    api.call(method, &url, token, body.as_ref()).await
 }
 
 async fn setup(args: &Args, client: &reqwest::Client) -> Result<Org, String> {
@@ -277,8 +263,6 @@ async fn setup(args: &Args, client: &reqwest::Client) -> Result<Org, String> {
     Ok(org)
 }
 
-static EXTERNAL: AtomicU64 = AtomicU64::new(0);
-
 /// A customer's signed message; returns the message id.
 async fn inbound(
     client: &reqwest::Client,
@@ -288,46 +272,19 @@ async fn inbound(
     from: &str,
     body: &str,
 ) -> Result<i64, String> {
-    let raw = serde_json::to_vec(&json!({
-        "external_id": format!("bench-{}-{}", std::process::id(), EXTERNAL.fetch_add(1, Ordering::Relaxed)),
-        "from": from,
-        "body": body,
-    }))
-    .map_err(|error| error.to_string())?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
-    mac.update(&raw);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    let response = client
-        .post(format!("{base}/v1/channels/{channel}/inbound"))
-        .header("Content-Type", "application/json")
-        .header("X-Switchboard-Signature", signature)
-        .body(raw)
-        .send()
-        .await
-        .map_err(|error| error.to_string())?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(format!("inbound: {status} {text}"));
-    }
-    let value: Value = serde_json::from_str(&text).map_err(|error| error.to_string())?;
-    value["message_id"]
-        .as_i64()
-        .ok_or_else(|| "message_id".into())
+    let api = Api {
+        http: client.clone(),
+    };
+    let channel = Channel {
+        id: channel,
+        secret: secret.to_string(),
+    };
+    let (_, message) = api.inbound(base, &channel, from, body).await?;
+    Ok(message)
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(base: &str, token: &str) -> Result<Socket, String> {
-    let url = format!(
-        "{}/v1/ws?access_token={token}",
-        base.replacen("http://", "ws://", 1)
-    );
-    tokio_tungstenite::connect_async(url)
-        .await
-        .map(|(socket, _)| socket)
-        .map_err(|error| error.to_string())
+    client::connect(&client::ws_url(base, token), None).await
 }
 
 #[derive(Default)]
@@ -428,14 +385,6 @@ async fn wait_for_message(socket: &mut Socket, message: i64, limit: Duration) ->
             _ => return None,
         }
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values[values.len() / 2]
 }
 
 /// One run: `sockets` admin sockets each send `per_socket` resumes from 0, then a customer
