@@ -271,7 +271,10 @@ impl Store {
             Backend::Postgres => None,
         };
         let conn: &mut DbConnection = &mut conn;
-        conn.transaction(work)
+        match self.backend {
+            Backend::Postgres => conn.transaction(work),
+            Backend::Sqlite => immediate_transaction(conn, work),
+        }
     }
 
     /// Applies every pending migration.
@@ -303,6 +306,38 @@ impl Store {
         let mut conn = self.conn()?;
         conn.batch_execute("SELECT 1")?;
         Ok(())
+    }
+}
+
+/// SQLite: a write transaction that takes the write lock at its start (`BEGIN IMMEDIATE`), so
+/// another process's writer is waited out under `busy_timeout`. A deferred one that read first
+/// fails at once (`SQLITE_BUSY_SNAPSHOT`) when another process committed in between: so did
+/// `switchboard create-admin` beside a running server. Savepoints inside nest as usual.
+fn immediate_transaction<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(lite) = conn else {
+        return conn.transaction(work);
+    };
+    AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+    let outcome = work(conn);
+    let DbConnection::Sqlite(lite) = conn else {
+        return outcome;
+    };
+    match outcome {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(lite) {
+            Ok(()) => Ok(value),
+            Err(error) => {
+                let _ = AnsiTransactionManager::rollback_transaction(lite);
+                Err(error.into())
+            }
+        },
+        Err(error) => {
+            AnsiTransactionManager::rollback_transaction(lite)?;
+            Err(error)
+        }
     }
 }
 

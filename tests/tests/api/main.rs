@@ -29,6 +29,7 @@ mod routing;
 mod seed;
 mod smoke;
 mod spec;
+mod sqlite_writers;
 mod surveys;
 mod tags;
 mod visibility_property;
