@@ -13,6 +13,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use persistence::Store;
+
+use crate::target::SeededInbox;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -279,14 +281,6 @@ pub struct SeededUser {
     pub email: String,
     pub name: String,
     pub role: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SeededInbox {
-    pub id: i64,
-    pub name: String,
-    pub open: u64,
-    pub members: Vec<i64>,
 }
 
 /// What a template is made of; equal keys, equal templates.

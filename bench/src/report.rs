@@ -33,17 +33,7 @@ impl Figure {
         baseline: (&str, f64),
         limit: f64,
     ) -> Figure {
-        let ratio = ratio(value, baseline.1);
-        Figure {
-            name: name.into(),
-            value,
-            unit: unit.into(),
-            baseline: Some(baseline.1),
-            baseline_name: Some(baseline.0.into()),
-            ratio: Some(ratio),
-            target: format!("≤ {limit} × {}", baseline.0),
-            pass: ratio <= limit,
-        }
+        Figure::against(name, value, unit, baseline, ("≤", limit))
     }
 
     /// A figure that must reach at least `limit` times its baseline (throughputs).
@@ -54,16 +44,31 @@ impl Figure {
         baseline: (&str, f64),
         limit: f64,
     ) -> Figure {
-        let ratio = ratio(value, baseline.1);
+        Figure::against(name, value, unit, baseline, ("≥", limit))
+    }
+
+    /// `value` against `baseline`, its ratio held to the `relation` and `limit` (`≤` or `≥` a factor).
+    fn against(
+        name: impl Into<String>,
+        value: f64,
+        unit: &str,
+        (baseline_name, baseline): (&str, f64),
+        (relation, limit): (&str, f64),
+    ) -> Figure {
+        let ratio = ratio(value, baseline);
         Figure {
             name: name.into(),
             value,
             unit: unit.into(),
-            baseline: Some(baseline.1),
-            baseline_name: Some(baseline.0.into()),
+            baseline: Some(baseline),
+            baseline_name: Some(baseline_name.into()),
             ratio: Some(ratio),
-            target: format!("≥ {limit} × {}", baseline.0),
-            pass: ratio >= limit,
+            target: format!("{relation} {limit} × {baseline_name}"),
+            pass: if relation == "≥" {
+                ratio >= limit
+            } else {
+                ratio <= limit
+            },
         }
     }
 

@@ -271,12 +271,7 @@ pub async fn start(run: &Run, backend: Backend, options: &Options) -> Result<Lab
         .iter()
         .find(|inbox| inbox.name == "Support")
         .or_else(|| seeded.inboxes.first())
-        .map(|inbox| SeededInbox {
-            id: inbox.id,
-            name: inbox.name.clone(),
-            open: inbox.open,
-            members: inbox.members.clone(),
-        })
+        .cloned()
         .ok_or("the seeded organization has no inbox")?;
     let created = api
         .post(
@@ -304,16 +299,7 @@ pub async fn start(run: &Run, backend: Backend, options: &Options) -> Result<Lab
         jwt_secret: secret,
         org_id: seeded.org_id,
         accounts,
-        inboxes: seeded
-            .inboxes
-            .iter()
-            .map(|inbox| SeededInbox {
-                id: inbox.id,
-                name: inbox.name.clone(),
-                open: inbox.open,
-                members: inbox.members.clone(),
-            })
-            .collect(),
+        inboxes: seeded.inboxes.clone(),
         conversations: seeded.conversations,
         pids: instances.iter().map(|instance| instance.pid).collect(),
     };

@@ -50,8 +50,8 @@ pub struct Account {
     pub access_token: String,
 }
 
-/// A seeded inbox and its open conversations.
-#[derive(Debug, Clone)]
+/// A seeded inbox and its open conversations (also kept beside each template).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeededInbox {
     pub id: i64,
     pub name: String,
