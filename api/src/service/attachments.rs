@@ -76,6 +76,10 @@ pub fn claim(
             DomainError::invalid("attachment_ids", "at most 10 attachments per message").into(),
         );
     }
+    let mut seen = std::collections::HashSet::new();
+    if !ids.iter().all(|id| seen.insert(*id)) {
+        return Err(DomainError::invalid("attachment_ids", "lists an attachment twice").into());
+    }
     let found = attachments::get_many(conn, actor.org_id, ids)?;
     for id in ids {
         let usable = found

@@ -11,6 +11,7 @@ use domain::{
 };
 use openapi as wire;
 use persistence::DbConnection;
+use persistence::repo::attachments::Attachment;
 use persistence::repo::contacts::{self, Contact};
 use persistence::repo::conversations::{self, Locked, NewConversation};
 use persistence::repo::{
@@ -47,7 +48,7 @@ pub(crate) struct Draft<'a> {
     pub kind: MessageKind,
     pub body: &'a str,
     pub canned_response_id: Option<i64>,
-    pub attachment_ids: &'a [i64],
+    pub attachments: &'a [Attachment],
 }
 
 /// The body of a message (a conversation's or a chat's): required, unless files go with it
@@ -71,7 +72,7 @@ pub(crate) fn write_outgoing(
         kind,
         body,
         canned_response_id,
-        attachment_ids,
+        attachments: files,
     } = draft;
     let Thread {
         conversation,
@@ -107,7 +108,8 @@ pub(crate) fn write_outgoing(
             canned_response_id,
         },
     )?;
-    if attachments::attach(conn, attachment_ids, message.id)? != attachment_ids.len() {
+    let ids: Vec<i64> = files.iter().map(|file| file.id).collect();
+    if attachments::attach(conn, &ids, message.id)? != ids.len() {
         // Claimed a moment ago in this transaction: another send took one meanwhile.
         return Err(
             DomainError::invalid("attachment_ids", "an attachment was already sent").into(),
@@ -129,7 +131,7 @@ pub(crate) fn write_outgoing(
     };
     conversation_state::add_participant(conn, conversation, actor.user_id)?;
     conversation_state::mark_read(conn, actor.user_id, conversation)?;
-    let wire_message = present::full_message(conn, message)?;
+    let wire_message = present::new_message(message, files);
     outbox.message(
         actor.org_id,
         updated.inbox_id,
@@ -137,7 +139,7 @@ pub(crate) fn write_outgoing(
         &wire_message,
     )?;
     if kind != MessageKind::Note {
-        let neutral = present::one(conn, actor.org_id, None, updated)?;
+        let neutral = present::neutral(conn, updated, contact)?;
         outbox.conversation(EventType::ConversationUpdated, &neutral)?;
     }
     Ok(wire_message)
@@ -197,7 +199,7 @@ fn open_conversation(
         customer_address: address.map(str::to_string),
     };
     let created = conversations::insert(conn, new)?;
-    let neutral = present::one(conn, channel.org_id, None, created.current().clone())?;
+    let neutral = present::neutral(conn, created.current().clone(), contact)?;
     outbox.conversation(EventType::ConversationCreated, &neutral)?;
     Ok(created)
 }
@@ -229,7 +231,7 @@ pub fn send(
         wire::SendKind::Note => MessageKind::Note,
     };
     let carried = (kind == MessageKind::Message).then_some(channel.channel_type);
-    uploads::claim(conn, actor, &outgoing.attachment_ids, carried)?;
+    let claimed = uploads::claim(conn, actor, &outgoing.attachment_ids, carried)?;
     let body = body_from(conn, actor, conversation, &outgoing)?;
     let thread = Thread {
         conversation: &mut locked,
@@ -240,7 +242,7 @@ pub fn send(
         kind,
         body: &body,
         canned_response_id: outgoing.canned_response_id,
-        attachment_ids: &outgoing.attachment_ids,
+        attachments: &claimed,
     };
     write_outgoing(conn, actor, thread, draft, outbox)
 }
@@ -261,7 +263,7 @@ pub fn start(
         return Err(DomainError::invalid("channel_id", "no such channel").into());
     }
     rules::may_initiate(channel.channel_type)?;
-    uploads::claim(
+    let claimed = uploads::claim(
         conn,
         actor,
         &request.attachment_ids,
@@ -305,7 +307,7 @@ pub fn start(
         kind: MessageKind::Message,
         body: &body,
         canned_response_id: None,
-        attachment_ids: &request.attachment_ids,
+        attachments: &claimed,
     };
     write_outgoing(conn, actor, thread, draft, outbox)?;
     present::one(
@@ -393,9 +395,10 @@ pub fn receive(
         message.created_at,
         &rules::preview(&inbound.body),
     )?;
-    for file in files {
-        uploads::record(conn, org, None, Some(message.id), file)?;
-    }
+    let recorded = files
+        .iter()
+        .map(|file| uploads::record(conn, org, None, Some(message.id), file))
+        .collect::<Result<Vec<_>, _>>()?;
     receipts::insert_inbound(
         conn,
         channel.id,
@@ -403,17 +406,18 @@ pub fn receive(
         conversation.id(),
         message.id,
     )?;
-    let presented = present::full_message(conn, message.clone())?;
+    let message_id = message.id;
+    let presented = present::new_message(message, &recorded);
     outbox.message(org, updated.inbox_id, EventType::MessageCreated, &presented)?;
     let is_new = updated.message_count == 1;
-    let neutral = present::one(conn, org, None, updated.clone())?;
+    let neutral = present::neutral(conn, updated, &contact)?;
     outbox.conversation(EventType::ConversationUpdated, &neutral)?;
     if is_new {
         super::auto_assign::route(conn, org, &mut conversation, outbox)?;
     }
     Ok(wire::InboundResult {
         conversation_id: conversation.id().get(),
-        message_id: message.id.get(),
+        message_id: message_id.get(),
     })
 }
 

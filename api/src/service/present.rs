@@ -141,6 +141,31 @@ pub fn conversations(
         .collect()
 }
 
+/// One conversation as everyone sees it (no per-caller state), for a writer that has its
+/// contact loaded already: only the tags are read.
+pub fn neutral(
+    conn: &mut DbConnection,
+    item: Conversation,
+    person: &Contact,
+) -> Result<wire::Conversation, ApiError> {
+    if person.id != item.contact_id {
+        return Err(ApiError::Internal(format!(
+            "conversation {} presented with another contact",
+            item.id
+        )));
+    }
+    let names = conversation_state::tags_among(conn, &[item.id])?
+        .remove(&item.id)
+        .unwrap_or_default();
+    let viewer = ViewerState::default();
+    Ok(conversation(
+        item,
+        contact(person.clone(), false),
+        names,
+        &viewer,
+    ))
+}
+
 /// One conversation for one caller.
 pub fn one(
     conn: &mut DbConnection,
@@ -236,6 +261,19 @@ pub fn messages(
             presented
         })
         .collect())
+}
+
+/// A message this transaction has just written, without a query: it has no reactions or
+/// survey token yet, and `files` are the attachments it was given.
+pub fn new_message(
+    item: Message,
+    files: &[persistence::repo::attachments::Attachment],
+) -> wire::Message {
+    let mut presented = message(item);
+    let mut files: Vec<_> = files.iter().cloned().map(attachment).collect();
+    files.sort_by_key(|file| file.id);
+    presented.attachments = files;
+    presented
 }
 
 /// One message, complete.

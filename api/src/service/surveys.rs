@@ -46,7 +46,7 @@ pub fn send(
         kind: MessageKind::Survey,
         body: &body,
         canned_response_id: None,
-        attachment_ids: &[],
+        attachments: &[],
     };
     let mut message = write_outgoing(conn, actor, thread, draft, outbox)?;
     surveys::insert(

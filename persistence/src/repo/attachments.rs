@@ -146,6 +146,9 @@ pub fn attach(
     ids: &[i64],
     message: MessageId,
 ) -> Result<usize, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     Ok(diesel::update(unattached(ids))
         .set(a::message_id.eq(Some(message.get())))
         .execute(conn)?)
@@ -157,6 +160,9 @@ pub fn attach_to_chat_message(
     ids: &[i64],
     message: ChatMessageId,
 ) -> Result<usize, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     Ok(diesel::update(unattached(ids))
         .set(a::chat_message_id.eq(Some(message.get())))
         .execute(conn)?)

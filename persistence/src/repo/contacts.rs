@@ -381,14 +381,13 @@ pub fn set_favorite(
     favorite: bool,
 ) -> Result<(), StoreError> {
     if favorite {
-        super::insert_if_absent(conn, |conn| {
-            diesel::insert_into(contact_favorites::table)
-                .values((
-                    contact_favorites::user_id.eq(user.get()),
-                    contact_favorites::contact_id.eq(contact.id.get()),
-                ))
-                .execute(conn)
-        })?;
+        insert_if_absent!(
+            conn,
+            diesel::insert_into(contact_favorites::table).values((
+                contact_favorites::user_id.eq(user.get()),
+                contact_favorites::contact_id.eq(contact.id.get()),
+            ))
+        )?;
     } else {
         diesel::delete(
             contact_favorites::table.filter(
@@ -473,14 +472,13 @@ pub fn merge(
     diesel::delete(contact_favorites::table.filter(contact_favorites::contact_id.eq(other.get())))
         .execute(conn)?;
     for user in fans {
-        super::insert_if_absent(conn, |conn| {
-            diesel::insert_into(contact_favorites::table)
-                .values((
-                    contact_favorites::user_id.eq(user),
-                    contact_favorites::contact_id.eq(keep.get()),
-                ))
-                .execute(conn)
-        })?;
+        insert_if_absent!(
+            conn,
+            diesel::insert_into(contact_favorites::table).values((
+                contact_favorites::user_id.eq(user),
+                contact_favorites::contact_id.eq(keep.get()),
+            ))
+        )?;
     }
     diesel::update(message_reactions::table.filter(message_reactions::contact_id.eq(other.get())))
         .set(message_reactions::contact_id.eq(keep.get()))

@@ -22,22 +22,22 @@ fn ids(list: &[ConversationId]) -> Vec<i64> {
 /// and an insert work the same through both).
 pub fn mark_read(conn: &mut DbConnection, user: UserId, locked: &Locked) -> Result<(), StoreError> {
     let conversation = locked.current();
-    diesel::delete(
-        reads::table.filter(
-            reads::user_id
-                .eq(user.get())
-                .and(reads::conversation_id.eq(conversation.id.get())),
-        ),
-    )
-    .execute(conn)?;
-    diesel::insert_into(reads::table)
-        .values((
-            reads::user_id.eq(user.get()),
-            reads::conversation_id.eq(conversation.id.get()),
-            reads::read_count.eq(conversation.message_count),
-            reads::marked_unread.eq(false),
-        ))
-        .execute(conn)?;
+    let row = (
+        reads::user_id.eq(user.get()),
+        reads::conversation_id.eq(conversation.id.get()),
+        reads::read_count.eq(conversation.message_count),
+        reads::marked_unread.eq(false),
+    );
+    let read = (
+        reads::read_count.eq(conversation.message_count),
+        reads::marked_unread.eq(false),
+    );
+    per_backend!(conn, |c| diesel::insert_into(reads::table)
+        .values(row)
+        .on_conflict((reads::user_id, reads::conversation_id))
+        .do_update()
+        .set(read)
+        .execute(c))?;
     Ok(())
 }
 
@@ -185,14 +185,13 @@ pub fn pins_among(
 /// Tags the conversation; `false` when it already had the tag.
 pub fn add_tag(conn: &mut DbConnection, locked: &Locked, tag: TagId) -> Result<bool, StoreError> {
     let conversation = locked.id();
-    super::insert_if_absent(conn, |conn| {
-        diesel::insert_into(ctags::table)
-            .values((
-                ctags::conversation_id.eq(conversation.get()),
-                ctags::tag_id.eq(tag.get()),
-            ))
-            .execute(conn)
-    })
+    insert_if_absent!(
+        conn,
+        diesel::insert_into(ctags::table).values((
+            ctags::conversation_id.eq(conversation.get()),
+            ctags::tag_id.eq(tag.get()),
+        ))
+    )
 }
 
 /// Removes the tag; `false` when the conversation did not have it.
@@ -241,13 +240,12 @@ pub fn add_participant(
     user: UserId,
 ) -> Result<(), StoreError> {
     let conversation = locked.id();
-    super::insert_if_absent(conn, |conn| {
-        diesel::insert_into(participants::table)
-            .values((
-                participants::conversation_id.eq(conversation.get()),
-                participants::user_id.eq(user.get()),
-            ))
-            .execute(conn)
-    })?;
+    insert_if_absent!(
+        conn,
+        diesel::insert_into(participants::table).values((
+            participants::conversation_id.eq(conversation.get()),
+            participants::user_id.eq(user.get()),
+        ))
+    )?;
     Ok(())
 }

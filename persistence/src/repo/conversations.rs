@@ -279,14 +279,16 @@ pub fn set_assignment(
     assignee: Option<UserId>,
     team: Option<TeamId>,
 ) -> Result<Conversation, StoreError> {
-    diesel::update(c::table.find(locked.id().get()))
+    let row = diesel::update(c::table.find(locked.id().get()))
         .set((
             c::assignee_id.eq(assignee.map(UserId::get)),
             c::team_id.eq(team.map(TeamId::get)),
             c::updated_at.eq(to_db(now())),
         ))
-        .execute(conn)?;
-    locked.refresh(conn)
+        .returning(COLUMNS)
+        .get_result::<ConversationRow>(conn)?;
+    locked.0 = to_conversation(row)?;
+    Ok(locked.0.clone())
 }
 
 pub fn close(
@@ -340,7 +342,7 @@ pub fn note_message(
     at: chrono::DateTime<chrono::Utc>,
     preview: &str,
 ) -> Result<Conversation, StoreError> {
-    diesel::update(c::table.find(locked.id().get()))
+    let row = diesel::update(c::table.find(locked.id().get()))
         .set((
             c::last_message_id.eq(Some(message.get())),
             c::last_message_at.eq(Some(to_db(at))),
@@ -348,8 +350,10 @@ pub fn note_message(
             c::message_count.eq(c::message_count + 1),
             c::updated_at.eq(to_db(now())),
         ))
-        .execute(conn)?;
-    locked.refresh(conn)
+        .returning(COLUMNS)
+        .get_result::<ConversationRow>(conn)?;
+    locked.0 = to_conversation(row)?;
+    Ok(locked.0.clone())
 }
 
 /// Moves a private inbox's conversations on a channel into a shared inbox, read-only: they
@@ -395,11 +399,13 @@ pub fn set_contact(
     locked: &mut Locked,
     contact: ContactId,
 ) -> Result<Conversation, StoreError> {
-    diesel::update(c::table.find(locked.id().get()))
+    let row = diesel::update(c::table.find(locked.id().get()))
         .set((
             c::contact_id.eq(contact.get()),
             c::updated_at.eq(to_db(now())),
         ))
-        .execute(conn)?;
-    locked.refresh(conn)
+        .returning(COLUMNS)
+        .get_result::<ConversationRow>(conn)?;
+    locked.0 = to_conversation(row)?;
+    Ok(locked.0.clone())
 }

@@ -46,20 +46,21 @@ pub fn append_all(
     if new.is_empty() {
         return Ok(Vec::new());
     }
+    if new.iter().any(|event| event.org_id != org) {
+        return Err(StoreError::Corrupt(
+            "one transaction appended events of two organizations".into(),
+        ));
+    }
     let count = new.len() as i64;
-    let last: i64 = diesel::update(organizations::table.find(org.get()))
-        .set(organizations::event_seq.eq(organizations::event_seq + count))
-        .returning(organizations::event_seq)
-        .get_result(conn)?;
     let created_at = now();
-    let mut stored = Vec::with_capacity(new.len());
-    for (offset, event) in new.into_iter().enumerate() {
-        if event.org_id != org {
-            return Err(StoreError::Corrupt(
-                "one transaction appended events of two organizations".into(),
-            ));
-        }
-        stored.push(StoredEvent {
+    let last = match conn {
+        DbConnection::Postgresql(pg) => append_postgres(pg, org, &new, created_at)?,
+        DbConnection::Sqlite(lite) => append_sqlite(lite, org, &new, created_at)?,
+    };
+    Ok(new
+        .into_iter()
+        .enumerate()
+        .map(|(offset, event)| StoredEvent {
             org_id: org,
             seq: last - count + 1 + offset as i64,
             event_type: event.event_type,
@@ -67,14 +68,83 @@ pub fn append_all(
             conversation_id: event.conversation_id,
             payload: event.payload,
             created_at,
-        });
+        })
+        .collect())
+}
+
+/// PostgreSQL: the cursor bump and the inserts in one statement, so the organization's row
+/// is locked for one round trip and the commit rather than two (one tenant's writers queue
+/// on that lock). Answers the last cursor taken.
+fn append_postgres(
+    pg: &mut diesel::PgConnection,
+    org: OrgId,
+    new: &[NewEvent],
+    created_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    #[derive(QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = BigInt)]
+        seq: i64,
     }
-    let rows: Vec<_> = stored
+    let taken: Vec<Taken> = diesel::sql_query(
+        "WITH taken AS ( \
+             UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2 \
+             RETURNING event_seq) \
+         INSERT INTO events (org_id, seq, type, inbox_id, conversation_id, payload, created_at) \
+         SELECT $2, taken.event_seq - $1 + e.ord, e.type, e.inbox_id, e.conversation_id, \
+                e.payload, $3 \
+         FROM taken, unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[]) \
+              WITH ORDINALITY AS e (type, inbox_id, conversation_id, payload, ord) \
+         RETURNING seq",
+    )
+    .bind::<BigInt, _>(new.len() as i64)
+    .bind::<BigInt, _>(org.get())
+    .bind::<Timestamp, _>(to_db(created_at))
+    .bind::<Array<Text>, _>(
+        new.iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<BigInt>>, _>(
+        new.iter()
+            .map(|e| e.inbox_id.map(InboxId::get))
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<BigInt>>, _>(
+        new.iter()
+            .map(|e| e.conversation_id.map(ConversationId::get))
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(new.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+    .load(pg)?;
+    taken
         .iter()
-        .map(|event| {
+        .map(|row| row.seq)
+        .max()
+        .filter(|_| taken.len() == new.len())
+        .ok_or_else(|| StoreError::Corrupt(format!("organization {org} has no event cursor")))
+}
+
+/// SQLite (one writer, nothing to contend for): the cursor bump, then one multi-row insert.
+fn append_sqlite(
+    lite: &mut diesel::SqliteConnection,
+    org: OrgId,
+    new: &[NewEvent],
+    created_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let count = new.len() as i64;
+    let last: i64 = diesel::update(organizations::table.find(org.get()))
+        .set(organizations::event_seq.eq(organizations::event_seq + count))
+        .returning(organizations::event_seq)
+        .get_result(lite)?;
+    let rows: Vec<_> = new
+        .iter()
+        .enumerate()
+        .map(|(offset, event)| {
             (
                 events::org_id.eq(org.get()),
-                events::seq.eq(event.seq),
+                events::seq.eq(last - count + 1 + offset as i64),
                 events::type_.eq(event.event_type.as_str()),
                 events::inbox_id.eq(event.inbox_id.map(InboxId::get)),
                 events::conversation_id.eq(event.conversation_id.map(ConversationId::get)),
@@ -83,20 +153,10 @@ pub fn append_all(
             )
         })
         .collect();
-    // MultiConnection has no multi-row insert: one statement per backend.
-    match conn {
-        DbConnection::Postgresql(pg) => {
-            diesel::insert_into(events::table)
-                .values(&rows)
-                .execute(pg)?;
-        }
-        DbConnection::Sqlite(lite) => {
-            diesel::insert_into(events::table)
-                .values(&rows)
-                .execute(lite)?;
-        }
-    }
-    Ok(stored)
+    diesel::insert_into(events::table)
+        .values(&rows)
+        .execute(lite)?;
+    Ok(last)
 }
 
 type EventRow = (

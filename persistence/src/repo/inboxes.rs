@@ -264,16 +264,15 @@ pub fn memberships_of(
 pub fn add_member(conn: &mut DbConnection, inbox: &Inbox, user: &User) -> Result<(), StoreError> {
     super::same_org(inbox.org_id, user.org_id)?;
     let (inbox, user) = (inbox.id, user.id);
-    super::insert_if_absent(conn, |conn| {
-        diesel::insert_into(inbox_members::table)
-            .values((
-                inbox_members::inbox_id.eq(inbox.get()),
-                inbox_members::user_id.eq(user.get()),
-                inbox_members::logged_in.eq(true),
-                inbox_members::created_at.eq(to_db(now())),
-            ))
-            .execute(conn)
-    })?;
+    insert_if_absent!(
+        conn,
+        diesel::insert_into(inbox_members::table).values((
+            inbox_members::inbox_id.eq(inbox.get()),
+            inbox_members::user_id.eq(user.get()),
+            inbox_members::logged_in.eq(true),
+            inbox_members::created_at.eq(to_db(now())),
+        ))
+    )?;
     Ok(())
 }
 

@@ -24,6 +24,29 @@ macro_rules! all_locked {
     };
 }
 
+/// Runs `$run` with the connection of whichever backend `$conn` holds, for statements
+/// MultiConnection cannot express (upserts, multi-row inserts).
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $run:expr) => {
+        match $conn {
+            $crate::DbConnection::Postgresql($c) => $run,
+            $crate::DbConnection::Sqlite($c) => $run,
+        }
+    };
+}
+
+/// Runs `$insert` (an `INSERT` statement) unless an equal row exists (a unique index
+/// decides), also when two requests race: `ON CONFLICT DO NOTHING`, one statement, where a
+/// refused plain insert would abort the caller's transaction on PostgreSQL. `Ok(true)` when
+/// this call inserted the row.
+macro_rules! insert_if_absent {
+    ($conn:expr, $insert:expr) => {
+        per_backend!($conn, |c| $insert.on_conflict_do_nothing().execute(c))
+            .map(|rows: usize| rows > 0)
+            .map_err($crate::StoreError::from)
+    };
+}
+
 pub mod activity;
 pub mod attachments;
 pub mod audience;
@@ -111,20 +134,5 @@ where
         Ok(value) => Ok(value),
         Err(Failed::Work(error)) => Err(error),
         Err(Failed::Database(error)) => Err(StoreError::from(error).into()),
-    }
-}
-
-/// Inserts a row unless an equal one exists (a unique index decides), also when two
-/// requests race: the insert runs in a savepoint, so a refused one does not abort the
-/// caller's transaction on PostgreSQL. `true` when this call inserted it.
-pub(crate) fn insert_if_absent(
-    conn: &mut crate::DbConnection,
-    insert: impl FnOnce(&mut crate::DbConnection) -> diesel::QueryResult<usize>,
-) -> Result<bool, StoreError> {
-    use diesel::Connection;
-    match conn.transaction(|conn| insert(conn).map_err(StoreError::from)) {
-        Ok(inserted) => Ok(inserted > 0),
-        Err(StoreError::Conflict(_)) => Ok(false),
-        Err(error) => Err(error),
     }
 }

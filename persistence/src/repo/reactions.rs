@@ -24,16 +24,15 @@ pub fn add(
     user: UserId,
 ) -> Result<(), StoreError> {
     // The same reaction sent at once (two devices, a retry): one row, and no failure.
-    super::insert_if_absent(conn, |conn| {
-        diesel::insert_into(r::table)
-            .values((
-                r::message_id.eq(message.get()),
-                r::emoji.eq(emoji),
-                r::user_id.eq(Some(user.get())),
-                r::created_at.eq(to_db(now())),
-            ))
-            .execute(conn)
-    })?;
+    insert_if_absent!(
+        conn,
+        diesel::insert_into(r::table).values((
+            r::message_id.eq(message.get()),
+            r::emoji.eq(emoji),
+            r::user_id.eq(Some(user.get())),
+            r::created_at.eq(to_db(now())),
+        ))
+    )?;
     Ok(())
 }
 

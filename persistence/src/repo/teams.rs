@@ -116,14 +116,13 @@ pub fn delete(conn: &mut DbConnection, org: OrgId, id: TeamId) -> Result<bool, S
 pub fn add_member(conn: &mut DbConnection, team: &Team, user: &User) -> Result<(), StoreError> {
     super::same_org(team.org_id, user.org_id)?;
     let (team, user) = (team.id, user.id);
-    super::insert_if_absent(conn, |conn| {
-        diesel::insert_into(team_members::table)
-            .values((
-                team_members::team_id.eq(team.get()),
-                team_members::user_id.eq(user.get()),
-            ))
-            .execute(conn)
-    })?;
+    insert_if_absent!(
+        conn,
+        diesel::insert_into(team_members::table).values((
+            team_members::team_id.eq(team.get()),
+            team_members::user_id.eq(user.get()),
+        ))
+    )?;
     Ok(())
 }
 
