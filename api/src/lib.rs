@@ -5,6 +5,7 @@ pub mod asyncapi;
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
+mod compress;
 pub mod config;
 pub mod contract;
 pub mod db;
@@ -252,6 +253,7 @@ pub fn server(
             .default_service(web::to(contract::unrouted))
             .wrap(from_fn(error::framework_problems))
             .wrap(from_fn(contract::observe))
+            .wrap(from_fn(compress::in_place))
             .wrap(Compress::default())
             .wrap(from_fn(metrics::observe))
     };

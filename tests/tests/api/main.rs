@@ -11,6 +11,7 @@ mod admin_inboxes;
 mod attachments;
 mod auth;
 mod chats;
+mod compression;
 mod contacts;
 mod conversation_rules;
 mod conversations;
