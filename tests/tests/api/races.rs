@@ -326,6 +326,59 @@ async fn two_tabs_reading_and_tagging_at_once_both_succeed(app: TestApp) {
     }
 }
 
+async fn replies_at_once_in_one_organization_keep_one_gapless_event_log(app: TestApp) {
+    // Four agents reply twice each, all eight at the same instant, in four conversations of
+    // one organization: each reply lands once, its writer stays a reader of what they wrote,
+    // and the organization's cursors stay consecutive (the events' insert and the cursor
+    // bump are one statement on PostgreSQL).
+    let (admin, channel, agents) = team_inbox(&app, json!({"agent_visibility": "all"}), 4).await;
+    for round in 0..ROUNDS {
+        let mut conversations = Vec::new();
+        for (n, _) in agents.iter().enumerate() {
+            let from = customer(round * 4 + n as u32);
+            conversations.push(channel.text(&app, &from, "Hi").await);
+        }
+        let paths: Vec<String> = conversations
+            .iter()
+            .map(|id| format!("/v1/conversations/{id}/messages"))
+            .collect();
+        let replies = at_once(8, |i| {
+            let body = json!({"body": format!("Reply {i}")});
+            app.post(&paths[i % 4], &agents[i % 4].token, body)
+        })
+        .await;
+        assert_eq!(
+            statuses(&replies),
+            vec![201; 8],
+            "round {round}: {replies:?}"
+        );
+        for (n, conversation) in conversations.iter().enumerate() {
+            let seen = fixtures::conversation(&app, &agents[n], *conversation).await;
+            assert_eq!(seen["message_count"], 3, "round {round}");
+            assert_eq!(
+                seen["unread"], false,
+                "round {round}: the writer has read it"
+            );
+        }
+    }
+    let log = crate::realtime::replay_all(&app, &app.url(""), &admin, 0).await;
+    let cursors = crate::realtime::cursors(&log);
+    assert!(
+        cursors.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "cursors with a gap or a repeat: {cursors:?}"
+    );
+    let mut created: Vec<&Value> = log
+        .iter()
+        .filter(|frame| frame["type"] == "message.created")
+        .map(|frame| &frame["data"]["message"]["id"])
+        .collect();
+    let all = created.len();
+    created.sort_by_key(|id| id.as_i64());
+    created.dedup();
+    assert_eq!(created.len(), all, "a message announced twice");
+    assert_eq!(all, ROUNDS as usize * 12, "4 texts and 8 replies a round");
+}
+
 async fn refresh(app: &TestApp, token: &str) -> Reply {
     let body = json!({"refresh_token": token});
     app.send(reqwest::Method::POST, "/v1/auth/refresh", None, Some(body))
@@ -361,5 +414,6 @@ on_both_backends_with!(side_by_side =>
     concurrent_retries_with_one_idempotency_key_send_once,
     a_burst_from_a_new_customer_makes_one_contact_and_one_conversation,
     two_tabs_reading_and_tagging_at_once_both_succeed,
+    replies_at_once_in_one_organization_keep_one_gapless_event_log,
     two_tabs_refreshing_the_same_session_both_stay_signed_in,
 );
