@@ -51,25 +51,41 @@ pub fn append_all(
             "one transaction appended events of two organizations".into(),
         ));
     }
-    let count = new.len() as i64;
     let created_at = now();
-    let last = match conn {
-        DbConnection::Postgresql(pg) => append_postgres(pg, org, &new, created_at)?,
-        DbConnection::Sqlite(lite) => append_sqlite(lite, org, &new, created_at)?,
-    };
-    Ok(new
-        .into_iter()
-        .enumerate()
-        .map(|(offset, event)| StoredEvent {
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            let last = append_postgres(pg, org, &new, created_at)?;
+            Ok(numbered(org, new, last, created_at))
+        }
+        DbConnection::Sqlite(lite) => {
+            let last = take_cursors(lite, org, new.len() as i64)?;
+            let stored = numbered(org, new, last, created_at);
+            insert_sqlite(lite, &stored)?;
+            Ok(stored)
+        }
+    }
+}
+
+/// The events with their cursors: the `new.len()` cursors ending at `last`, in order.
+fn numbered(
+    org: OrgId,
+    new: Vec<NewEvent>,
+    last: i64,
+    created_at: DateTime<Utc>,
+) -> Vec<StoredEvent> {
+    let first = last - new.len() as i64 + 1;
+    new.into_iter()
+        .zip(first..)
+        .map(|(event, seq)| StoredEvent {
             org_id: org,
-            seq: last - count + 1 + offset as i64,
+            seq,
             event_type: event.event_type,
             inbox_id: event.inbox_id,
             conversation_id: event.conversation_id,
             payload: event.payload,
             created_at,
         })
-        .collect())
+        .collect()
 }
 
 /// PostgreSQL: the cursor bump and the inserts in one statement, so the organization's row
@@ -126,37 +142,41 @@ fn append_postgres(
         .ok_or_else(|| StoreError::Corrupt(format!("organization {org} has no event cursor")))
 }
 
-/// SQLite (one writer, nothing to contend for): the cursor bump, then one multi-row insert.
-fn append_sqlite(
+/// SQLite (one writer, nothing to contend for): bumps the cursor by `count` and answers
+/// the last one taken; [`insert_sqlite`] then writes the rows in one statement.
+fn take_cursors(
     lite: &mut diesel::SqliteConnection,
     org: OrgId,
-    new: &[NewEvent],
-    created_at: DateTime<Utc>,
+    count: i64,
 ) -> Result<i64, StoreError> {
-    let count = new.len() as i64;
-    let last: i64 = diesel::update(organizations::table.find(org.get()))
+    Ok(diesel::update(organizations::table.find(org.get()))
         .set(organizations::event_seq.eq(organizations::event_seq + count))
         .returning(organizations::event_seq)
-        .get_result(lite)?;
-    let rows: Vec<_> = new
+        .get_result(lite)?)
+}
+
+fn insert_sqlite(
+    lite: &mut diesel::SqliteConnection,
+    stored: &[StoredEvent],
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = stored
         .iter()
-        .enumerate()
-        .map(|(offset, event)| {
+        .map(|event| {
             (
-                events::org_id.eq(org.get()),
-                events::seq.eq(last - count + 1 + offset as i64),
+                events::org_id.eq(event.org_id.get()),
+                events::seq.eq(event.seq),
                 events::type_.eq(event.event_type.as_str()),
                 events::inbox_id.eq(event.inbox_id.map(InboxId::get)),
                 events::conversation_id.eq(event.conversation_id.map(ConversationId::get)),
                 events::payload.eq(&event.payload),
-                events::created_at.eq(to_db(created_at)),
+                events::created_at.eq(to_db(event.created_at)),
             )
         })
         .collect();
     diesel::insert_into(events::table)
         .values(&rows)
         .execute(lite)?;
-    Ok(last)
+    Ok(())
 }
 
 type EventRow = (
