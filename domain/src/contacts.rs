@@ -170,6 +170,22 @@ pub fn query_prefixes(query: &str) -> Vec<String> {
     prefixes
 }
 
+/// The words of a query for free text (message bodies): runs of letters and digits,
+/// lower-cased, without repeats, the first [`MAX_QUERY_WORDS`] of them. Everything else
+/// (punctuation, quotes, operators of any search syntax) only separates words.
+pub fn query_words(query: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for word in words(query) {
+        if found.len() == MAX_QUERY_WORDS {
+            break;
+        }
+        if !found.contains(&word) {
+            found.push(word);
+        }
+    }
+    found
+}
+
 /// The exact term of an e-mail address (how an import finds an existing contact).
 pub fn email_term(email: &str) -> String {
     format!("{EMAIL}{}", email.to_lowercase())
@@ -280,6 +296,16 @@ mod tests {
         }
         assert!(terms.contains(&email_term("ANA.LIMA@acme.example")));
         assert!(!query_prefixes("bob").iter().all(|p| has_prefix(&terms, p)));
+    }
+
+    #[test]
+    fn query_words_are_letters_and_digits_only() {
+        assert_eq!(
+            query_words(r#"  "Refund"* & 'order:42' %_ refund "#),
+            vec!["refund", "order", "42"]
+        );
+        assert!(query_words(r#"" * : & ' % _ \"#).is_empty());
+        assert_eq!(query_words("a b c d e f g h").len(), MAX_QUERY_WORDS);
     }
 
     #[test]

@@ -137,7 +137,11 @@ pub struct ConversationQuery {
     /// A tag name.
     pub tag: Option<String>,
     pub contact_id: Option<i64>,
-    /// Contact name, phone number or message text.
+    /// Search: conversations whose contact has words (of the name, company or e-mail)
+    /// beginning with each word of `q`, or, for a phone number, a number with these digits
+    /// (whole, in any format, or its ending); or with one message, notes included, holding
+    /// every word of `q` as the start of a word (words under three letters: whole words).
+    /// Case-insensitive; punctuation only separates words.
     pub q: Option<String>,
     /// Default `recent_messages`. Conversation sorts use creation time on the open tab and
     /// close time on the closed tab; message sorts put conversations without messages first.

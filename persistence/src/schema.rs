@@ -179,6 +179,8 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// PostgreSQL also has `search_words` (tsvector, generated from `body`) and SQLite the
+    /// FTS5 table `messages_fts` over `body`: only `repo::search` reads them, in SQL of its own.
     messages (id) {
         id -> BigInt,
         org_id -> BigInt,

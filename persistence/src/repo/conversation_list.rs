@@ -12,24 +12,13 @@ use domain::conversation::{Conversation, Status};
 use domain::{ChannelId, ContactId, ConversationId, InboxId, OrgId, TagId, TeamId, UserId};
 
 use super::conversations::{COLUMNS, ConversationRow, to_conversations};
+use super::search::{self, Matching};
 use crate::connection::MultiBackend;
 use crate::schema::{
-    contact_phone_numbers as numbers, contacts, conversation_participants as participants,
-    conversation_pins as pins, conversation_reads as reads, conversation_tags as ctags,
-    conversations as c, messages,
+    conversation_participants as participants, conversation_pins as pins,
+    conversation_reads as reads, conversation_tags as ctags, conversations as c,
 };
 use crate::{DbConnection, StoreError};
-
-diesel::define_sql_function! {
-    /// SQL `lower()` on nullable text (names); both backends have it.
-    #[sql_name = "lower"]
-    fn lower_nullable(text: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
-}
-
-diesel::define_sql_function! {
-    /// SQL `lower()` on text (message bodies).
-    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -105,22 +94,29 @@ pub struct ListPage {
 
 type Boxed = c::BoxedQuery<'static, MultiBackend>;
 
-/// `%text%` for LIKE, with the wildcards in the text escaped.
-fn contains_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+/// The search of `filter.q` (see [`search`]), worked out once for a request's statements;
+/// `None` without one.
+fn search_of(conn: &mut DbConnection, filter: &Filter) -> Result<Option<Matching>, StoreError> {
+    let Some(text) = filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+    else {
+        return Ok(None);
+    };
+    let org = filter.org.unwrap_or(OrgId(0));
+    Ok(Some(search::matching_conversations(conn, org, text)?))
 }
 
-/// The visible, filtered conversations (no order, no phase); spam never.
-fn base(scope: &Scope, filter: &Filter) -> Boxed {
-    base_with(scope, filter, false)
+/// The visible, filtered conversations (no order, no phase); spam never. `search` is what
+/// `filter.q` matches ([`search_of`]; `filter.q` itself is not read here).
+fn base(scope: &Scope, filter: &Filter, search: Option<&Matching>) -> Boxed {
+    base_with(scope, filter, false, search)
 }
 
 /// [`base`], with spam kept when `with_spam` (a contact's history, for admins).
-fn base_with(scope: &Scope, filter: &Filter, with_spam: bool) -> Boxed {
+fn base_with(scope: &Scope, filter: &Filter, with_spam: bool, search: Option<&Matching>) -> Boxed {
     let me = scope.user.get();
     let full: Vec<i64> = scope.full.iter().map(|id| id.get()).collect();
     let partial: Vec<i64> = scope.partial.iter().map(|id| id.get()).collect();
@@ -199,39 +195,8 @@ fn base_with(scope: &Scope, filter: &Filter, with_spam: bool) -> Boxed {
                 .or(exists(marked)),
         );
     }
-    if let Some(text) = filter
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|text| !text.is_empty())
-    {
-        let pattern = contains_pattern(&text.to_lowercase());
-        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-        let by_name = contacts::table
-            .filter(
-                lower_nullable(contacts::name)
-                    .like(pattern.clone())
-                    .escape('\\'),
-            )
-            .select(contacts::id);
-        let by_text = exists(
-            messages::table
-                .filter(messages::conversation_id.eq(c::id))
-                .filter(lower(messages::body).like(pattern).escape('\\')),
-        );
-        if digits.len() >= 3 {
-            let by_number = numbers::table
-                .filter(numbers::number.like(format!("%{digits}%")))
-                .select(numbers::contact_id);
-            query = query.filter(
-                c::contact_id
-                    .eq_any(by_name)
-                    .or(c::contact_id.eq_any(by_number))
-                    .or(by_text),
-            );
-        } else {
-            query = query.filter(c::contact_id.eq_any(by_name).or(by_text));
-        }
+    if let Some(search) = search {
+        query = query.filter(search.condition());
     }
     query
 }
@@ -241,6 +206,21 @@ pub fn list(
     conn: &mut DbConnection,
     scope: &Scope,
     filter: &Filter,
+    sort: Sort,
+    after: Option<Position>,
+    limit: i64,
+) -> Result<ListPage, StoreError> {
+    let search = search_of(conn, filter)?;
+    list_matching(conn, scope, filter, search.as_ref(), sort, after, limit)
+}
+
+/// [`list`] with its search worked out already (`search`; `filter.q` is not read): for
+/// tests that compare the ways a search can be answered.
+pub fn list_matching(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    search: Option<&Matching>,
     sort: Sort,
     after: Option<Position>,
     limit: i64,
@@ -272,7 +252,7 @@ pub fn list(
             .map(|(id, _)| *id)
             .collect();
         let found = to_conversations(
-            base(scope, filter)
+            base(scope, filter, search)
                 .filter(c::id.eq_any(remaining))
                 .select(COLUMNS)
                 .load::<ConversationRow>(conn)?,
@@ -295,7 +275,7 @@ pub fn list(
 
     // Phase 2 (message sorts): conversations without messages, newest or oldest first.
     if sort.by_messages() && !matches!(after, Some(Position::Rest { .. })) {
-        let mut query = base(scope, filter)
+        let mut query = base(scope, filter, search)
             .filter(c::last_message_at.is_null())
             .filter(not(c::id.eq_any(pinned_ids.clone())));
         if let Some(Position::Empty { id }) = after {
@@ -329,7 +309,7 @@ pub fn list(
     };
     let key = SortKey::of(sort, filter.tab);
     let found = to_conversations(
-        rest_query(scope, filter, sort, &pinned_ids, rest_after)
+        rest_query(scope, filter, search, sort, &pinned_ids, rest_after)
             .limit(room(&rows))
             .select(COLUMNS)
             .load::<ConversationRow>(conn)?,
@@ -430,12 +410,13 @@ fn beyond(
 fn rest_query(
     scope: &Scope,
     filter: &Filter,
+    search: Option<&Matching>,
     sort: Sort,
     pinned_ids: &[i64],
     after: Option<(NaiveDateTime, i64)>,
 ) -> Boxed {
     let key = SortKey::of(sort, filter.tab);
-    let mut query = base(scope, filter).filter(not(c::id.eq_any(pinned_ids.to_vec())));
+    let mut query = base(scope, filter, search).filter(not(c::id.eq_any(pinned_ids.to_vec())));
     if sort.by_messages() {
         query = query.filter(c::last_message_at.is_not_null());
     }
@@ -463,7 +444,21 @@ pub fn explain_page(
     after: Option<(NaiveDateTime, i64)>,
     limit: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let query = rest_query(scope, filter, sort, &[], after)
+    let search = search_of(conn, filter)?;
+    explain_page_matching(conn, scope, filter, search.as_ref(), sort, after, limit)
+}
+
+/// [`explain_page`] with its search worked out already (`search`; `filter.q` is not read).
+pub fn explain_page_matching(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    search: Option<&Matching>,
+    sort: Sort,
+    after: Option<(NaiveDateTime, i64)>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let query = rest_query(scope, filter, search, sort, &[], after)
         .limit(limit)
         .select(COLUMNS);
     Ok(match conn {
@@ -546,7 +541,7 @@ pub fn history(
         contact_id: Some(contact),
         ..Filter::default()
     };
-    let mut query = base_with(scope, &filter, with_spam);
+    let mut query = base_with(scope, &filter, with_spam, None);
     if let Some((at, id)) = after {
         query = query.filter(beyond(SortKey::Created, true, at, id));
     }
@@ -593,7 +588,23 @@ pub fn counts(
     if by_inbox_only {
         return maintained_counts(conn, scope, filter);
     }
-    scanned_counts(conn, scope, filter)
+    let search = match search_of(conn, filter)? {
+        Some(search) => Some(search.for_counting(conn)?),
+        None => None,
+    };
+    scanned_counts(conn, scope, filter, search.as_ref())
+}
+
+/// The counts of a search worked out already (`search`, made for counting with
+/// [`Matching::for_counting`]; `filter.q` is not read), counted from the rows: for tests
+/// that compare the ways a search can be answered.
+pub fn counts_matching(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filter: &Filter,
+    search: Option<&Matching>,
+) -> Result<Counts, StoreError> {
+    scanned_counts(conn, scope, filter, search)
 }
 
 /// The counts from the maintained per-inbox buckets (`conversation_counts`), with the same
@@ -657,7 +668,7 @@ fn maintained_counts(
         unread_only: true,
         ..filter.clone()
     };
-    counts.unread = base(scope, &unread).count().get_result(conn)?;
+    counts.unread = base(scope, &unread, None).count().get_result(conn)?;
     Ok(counts)
 }
 
@@ -666,6 +677,7 @@ fn scanned_counts(
     conn: &mut DbConnection,
     scope: &Scope,
     filter: &Filter,
+    search: Option<&Matching>,
 ) -> Result<Counts, StoreError> {
     // One COUNT per figure (diesel cannot GROUP BY a boxed query); each is index-served.
     let mut count = |tab: Tab,
@@ -678,7 +690,7 @@ fn scanned_counts(
             unread_only,
             ..filter.clone()
         };
-        Ok(base(scope, &figure).count().get_result(conn)?)
+        Ok(base(scope, &figure, search).count().get_result(conn)?)
     };
     let mine = count(Tab::Open, Some(AssigneeFilter::Me), false)?;
     let others = count(Tab::Open, Some(AssigneeFilter::Others), false)?;

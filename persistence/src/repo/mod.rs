@@ -65,6 +65,7 @@ pub mod messages;
 pub mod orgs;
 pub mod reactions;
 pub mod receipts;
+pub mod search;
 pub mod settings;
 pub mod surveys;
 pub mod tags;

@@ -241,3 +241,37 @@ pub async fn messages(app: &TestApp, session: &Session, id: i64) -> Vec<Value> {
 pub async fn tick() {
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
 }
+
+/// A demo organization seeded through the library (`seed_demo`, the loader of
+/// `switchboard seed-demo`) into the test's database: the store, the admin's scope over
+/// every inbox (full visibility) and the organization.
+pub async fn seeded_org(
+    app: &TestApp,
+    org: &str,
+    conversations: u64,
+    seed: u64,
+) -> (
+    persistence::Store,
+    persistence::repo::conversation_list::Scope,
+    domain::OrgId,
+) {
+    use api::seed::{Progress, SeedOptions, seed_demo};
+    let store = app.running().state.store.clone();
+    let options = SeedOptions {
+        org: org.into(),
+        conversations,
+        seed,
+    };
+    let seeding = store.clone();
+    let report = actix_web::web::block(move || seed_demo(&seeding, &options, &|_: Progress| {}))
+        .await
+        .expect("blocking pool")
+        .expect("seeded");
+    let scope = persistence::repo::conversation_list::Scope {
+        user: report.user(domain::Role::Admin).expect("an admin").id,
+        full: report.inboxes.iter().map(|inbox| inbox.id).collect(),
+        partial: Vec::new(),
+        teams: Vec::new(),
+    };
+    (store, scope, domain::OrgId(report.org_id.get()))
+}

@@ -3,10 +3,8 @@
 //! filter rows read from the top, and the order must come from the index, never a sort.
 //! (The old `key < at OR (key = at AND id < id)` form fails the first check on both backends.)
 
-use api::seed::{Progress, SeedOptions, seed_demo};
-use domain::{InboxId, OrgId, Role};
 use persistence::Backend;
-use persistence::repo::conversation_list::{Filter, Scope, Sort, Tab, explain_page};
+use persistence::repo::conversation_list::{Filter, Sort, Tab, explain_page};
 
 use crate::on_both_backends;
 use crate::support::TestApp;
@@ -14,25 +12,8 @@ use crate::support::TestApp;
 /// Every plan the list runs for a deep page: by inbox or across the organization, each sort,
 /// each tab.
 async fn deep_pages_seek_the_index(app: TestApp) {
-    let store = app.running().state.store.clone();
-    let options = SeedOptions {
-        org: "Plans Co".into(),
-        conversations: 3_000,
-        seed: 11,
-    };
-    let seeding = store.clone();
-    let report = actix_web::web::block(move || seed_demo(&seeding, &options, &|_: Progress| {}))
-        .await
-        .expect("blocking pool")
-        .expect("seeded");
-    let admin = report.user(Role::Admin).expect("an admin").id;
-    let inboxes: Vec<InboxId> = report.inboxes.iter().map(|inbox| inbox.id).collect();
-    let scope = Scope {
-        user: admin,
-        full: inboxes.clone(),
-        partial: Vec::new(),
-        teams: Vec::new(),
-    };
+    let (store, scope, org) = crate::fixtures::seeded_org(&app, "Plans Co", 3_000, 11).await;
+    let inboxes = scope.full.clone();
     // A cursor from the middle of the history (the time does not need to match a row).
     let after = Some((
         chrono::Utc::now().naive_utc() - chrono::Duration::days(30),
@@ -57,7 +38,7 @@ async fn deep_pages_seek_the_index(app: TestApp) {
         for tab in [Tab::Open, Tab::Closed] {
             for sort in sorts {
                 let filter = Filter {
-                    org: Some(OrgId(report.org_id.get())),
+                    org: Some(org),
                     tab: Some(tab),
                     inbox_id: inbox,
                     ..Filter::default()

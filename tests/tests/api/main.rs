@@ -27,6 +27,7 @@ mod realtime;
 mod realtime_bounds;
 mod realtime_scale;
 mod routing;
+mod search_index;
 mod seed;
 mod smoke;
 mod spec;
