@@ -184,6 +184,9 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
         },
         reconnections,
     );
+    if store.backend() == persistence::Backend::Postgres {
+        live::start_folding(store.clone());
+    }
     live::start_retention(
         store.clone(),
         Duration::from_secs(config.event_retention_hours.saturating_mul(3600)),

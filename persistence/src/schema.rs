@@ -455,8 +455,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Per user and bucket of `conversation_counts`, the open conversations they have read
+    /// up to their last message, kept by triggers. On PostgreSQL a key has several rows to
+    /// add up (the triggers only insert; the server folds them); on SQLite one.
+    read_up_counts (user_id, inbox_id, assignee_id, team_id) {
+        user_id -> BigInt,
+        inbox_id -> BigInt,
+        assignee_id -> BigInt,
+        team_id -> BigInt,
+        n -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     conversation_counts,
+    read_up_counts,
     organizations,
     server_settings,
     users,

@@ -1,10 +1,10 @@
-//! Upkeep of the event log: events past the retention window and old idempotency keys are
-//! purged hourly.
+//! Upkeep: events past the retention window and old idempotency keys are purged hourly;
+//! the read-up figures behind unread counts are folded every few seconds.
 
 use std::time::Duration;
 
 use persistence::Store;
-use persistence::repo::events;
+use persistence::repo::{conversation_list, events};
 
 /// Keeps the log within its retention window: hourly, events older than it are purged.
 pub fn start_retention(store: Store, retention: Duration) -> tokio::task::JoinHandle<()> {
@@ -36,6 +36,29 @@ pub fn start_retention(store: Store, retention: Duration) -> tokio::task::JoinHa
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "purging old events and keys"),
                 _ => {}
+            }
+        }
+    })
+}
+
+/// How often `read_up_counts` is folded: its rows to add up grow by a few per message on
+/// PostgreSQL, and a count adds up the caller's.
+const FOLD_EVERY: Duration = Duration::from_secs(10);
+
+/// Folds the read-up figures behind unread counts (PostgreSQL; nothing to do on SQLite).
+pub fn start_folding(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FOLD_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let store = store.clone();
+            let folded = tokio::task::spawn_blocking(move || {
+                store.write(conversation_list::compact_read_up_counts)
+            })
+            .await;
+            if let Ok(Err(error)) = folded {
+                tracing::warn!(%error, "folding the unread counts' figures");
             }
         }
     })

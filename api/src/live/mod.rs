@@ -17,7 +17,7 @@ use persistence::repo::events;
 use realtime::BusEvent;
 
 pub use audience::DbAudience;
-pub use maintenance::start_retention;
+pub use maintenance::{start_folding, start_retention};
 pub use presence::get_presence;
 pub use replay::{EventFrame, EventPage, EventQuery, list_events};
 

@@ -545,6 +545,8 @@ pub fn seed_demo(
         done = end;
         progress(Progress { done, total });
     }
+    // The loader's read states left a row per batch in the unread figures: fold them.
+    store.write(persistence::repo::conversation_list::compact_read_up_counts)?;
     let (chats, members, lines) =
         store.write(|conn| chats(conn, &cast, options.seed, since, now))?;
     rows.chats = chats;

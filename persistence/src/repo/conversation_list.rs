@@ -607,15 +607,17 @@ pub fn counts_matching(
     scanned_counts(conn, scope, filter, search)
 }
 
-/// The counts from the maintained per-inbox buckets (`conversation_counts`), with the same
-/// visibility as [`base`]; only unread, which is per user, is counted from the rows (the
-/// open ones).
+/// The counts from the buckets the database keeps (`conversation_counts` per inbox, state,
+/// assignee and team; `read_up_counts` per user and bucket), with the same visibility as
+/// [`base`]. Unread is the visible open conversations less those the caller has read up to
+/// their last message, less the empty ones (never unread unless marked): a handful of rows
+/// per inbox whatever the history.
 fn maintained_counts(
     conn: &mut DbConnection,
     scope: &Scope,
     filter: &Filter,
 ) -> Result<Counts, StoreError> {
-    use crate::schema::conversation_counts as buckets;
+    use crate::schema::{conversation_counts as buckets, read_up_counts as read_up};
     let me = scope.user.get();
     let mut inboxes: Vec<i64> = scope
         .full
@@ -626,8 +628,15 @@ fn maintained_counts(
     if let Some(inbox) = filter.inbox_id {
         inboxes.retain(|id| *id == inbox.get());
     }
+    // The rule of `base`: every conversation of a full inbox; of a partial one the
+    // unassigned, the caller's own and their teams'.
+    let visible = |inbox: i64, assignee: i64, team: i64| {
+        scope.full.iter().any(|id| id.get() == inbox)
+            || (scope.partial.iter().any(|id| id.get() == inbox)
+                && (assignee == 0 || assignee == me || scope.teams.iter().any(|t| t.get() == team)))
+    };
     let rows: Vec<(i64, String, i64, i64, i64)> = buckets::table
-        .filter(buckets::inbox_id.eq_any(inboxes))
+        .filter(buckets::inbox_id.eq_any(&inboxes))
         .filter(buckets::n.ne(0))
         .select((
             buckets::inbox_id,
@@ -639,14 +648,7 @@ fn maintained_counts(
         .load(conn)?;
     let mut counts = Counts::default();
     for (inbox, state, assignee, team, n) in rows {
-        // The rule of `base`: every conversation of a full inbox; of a partial one the
-        // unassigned, the caller's own and their teams'.
-        let visible = scope.full.iter().any(|id| id.get() == inbox)
-            || (scope.partial.iter().any(|id| id.get() == inbox)
-                && (assignee == 0
-                    || assignee == me
-                    || scope.teams.iter().any(|t| t.get() == team)));
-        if !visible {
+        if !visible(inbox, assignee, team) {
             continue;
         }
         match state.as_str() {
@@ -662,14 +664,74 @@ fn maintained_counts(
             _ => counts.archived += n,
         }
     }
-    let unread = Filter {
+    let read: Vec<(i64, i64, i64, i64)> = read_up::table
+        .filter(read_up::user_id.eq(me))
+        .filter(read_up::inbox_id.eq_any(&inboxes))
+        .select((
+            read_up::inbox_id,
+            read_up::assignee_id,
+            read_up::team_id,
+            read_up::n,
+        ))
+        .load(conn)?;
+    let read_up_to_date: i64 = read
+        .into_iter()
+        .filter(|(inbox, assignee, team, _)| visible(*inbox, *assignee, *team))
+        .map(|(_, _, _, n)| n)
+        .sum();
+    let open = Filter {
         tab: Some(Tab::Open),
         assignee: None,
-        unread_only: true,
         ..filter.clone()
     };
-    counts.unread = base(scope, &unread, None).count().get_result(conn)?;
+    let marked = reads::table
+        .filter(reads::conversation_id.eq(c::id))
+        .filter(reads::user_id.eq(me))
+        .filter(reads::marked_unread.eq(true));
+    // Written out, not bound, so the partial index `conversations_empty` serves it.
+    let empty: i64 = base(scope, &open, None)
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "conversations.message_count = 0",
+        ))
+        .filter(not(exists(marked)))
+        .count()
+        .get_result(conn)?;
+    counts.unread = (counts.open - read_up_to_date - empty).max(0);
     Ok(counts)
+}
+
+/// Folds each key's rows of `read_up_counts` into one (PostgreSQL, where the triggers only
+/// insert; SQLite keeps one row per key already). One statement: a concurrent reader sees
+/// the rows before or after, never both. Returns the rows folded away.
+pub fn compact_read_up_counts(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    match conn {
+        DbConnection::Postgresql(pg) => Ok(diesel::sql_query(
+            "WITH keys AS (
+                 SELECT user_id, inbox_id, assignee_id, team_id FROM read_up_counts
+                 GROUP BY 1, 2, 3, 4 HAVING count(*) > 1 OR sum(n) = 0
+             ), gone AS (
+                 DELETE FROM read_up_counts r USING keys k
+                 WHERE (r.user_id, r.inbox_id, r.assignee_id, r.team_id)
+                     = (k.user_id, k.inbox_id, k.assignee_id, k.team_id)
+                 RETURNING r.user_id, r.inbox_id, r.assignee_id, r.team_id, r.n
+             ), folded AS (
+                 INSERT INTO read_up_counts (user_id, inbox_id, assignee_id, team_id, n)
+                 SELECT user_id, inbox_id, assignee_id, team_id, sum(n) FROM gone
+                 GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0
+                 RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM folded) AS n",
+        )
+        .get_result::<Folded>(pg)?
+        .n as usize),
+        DbConnection::Sqlite(_) => Ok(0),
+    }
+}
+
+#[derive(QueryableByName)]
+struct Folded {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 /// The counts by scanning the filtered rows, for filters the buckets do not keep.

@@ -1,8 +1,12 @@
 //! The tab counts come from buckets the database keeps as conversations change (inbox,
-//! state, assignee, team). They must always agree with counting the rows themselves: the
+//! state, assignee, team), and unread from what each user has read up to, kept per bucket as
+//! they read and as messages arrive. They must always agree with counting the rows: the
 //! same counts asked with a channel filter (which the buckets do not keep, so the rows are
 //! scanned) select the same conversations here, since the organization has one channel.
 
+use persistence::diesel::prelude::*;
+use persistence::repo::conversation_list;
+use persistence::schema::read_up_counts;
 use serde_json::{Value, json};
 
 use crate::fixtures::{counts, customer, inbox, sms_channel, team};
@@ -14,7 +18,7 @@ fn path(id: i64, action: &str) -> String {
 }
 
 /// Every viewer's counts, kept and scanned, with and without an inbox filter.
-async fn assert_agree(
+pub(crate) async fn assert_agree(
     app: &TestApp,
     viewers: &[&Session],
     channel: i64,
@@ -125,10 +129,129 @@ async fn kept_counts_agree_with_the_rows(app: TestApp) {
     assert_eq!(all["open"], 11, "{all}");
     assert_eq!(all["closed"], 1, "{all}");
     assert_eq!(all["archived"], 0, "{all}");
-    // Carl sees Support's unassigned, his own, and nothing of Sales.
+    assert_eq!(all["unread"], 11, "nobody has read anything yet: {all}");
+
+    // Reading, replying, marking unread, new customer messages, and conversations that
+    // move, close or change hands after being read.
+    let read = |session: &Session, id: i64| {
+        let app = &app;
+        let token = session.token.clone();
+        async move {
+            app.post(&path(id, "read"), &token, json!({}))
+                .await
+                .expect(204)
+        }
+    };
+    for id in [ids[8], ids[9], ids[10], ids[2], ids[12]] {
+        read(&admin, id).await;
+    }
+    read(&alex, ids[2]).await;
+    read(&alex, ids[9]).await;
+    read(&bea, ids[4]).await;
+    read(&bea, ids[3]).await;
+    assert_agree(
+        &app,
+        &viewers,
+        channel.id,
+        &[support, sales],
+        "after reading",
+    )
+    .await;
+    let all = counts(&app, &admin, "").await;
+    assert_eq!(all["unread"], 6, "the admin read 5 of 11: {all}");
+
+    // The customer of ids[8] writes again; Alex replies in ids[2] (still read for him, no
+    // longer for the admin); Bea marks ids[4] unread; ids[9] is assigned after being read,
+    // ids[10] is closed and ids[3] goes back to Support.
+    channel.text(&app, &customer(8), "One more thing").await;
+    app.post(
+        &format!("/v1/conversations/{}/messages", ids[2]),
+        &alex.token,
+        json!({"body": "On it"}),
+    )
+    .await
+    .expect(201);
+    app.post(&path(ids[4], "unread"), &bea.token, json!({}))
+        .await
+        .expect(204);
+    assign(ids[9], json!({"assignee_id": carl.user_id})).await;
+    app.post(&path(ids[10], "close"), &admin.token, json!({}))
+        .await
+        .expect(200);
+    app.post(
+        &path(ids[3], "move"),
+        &alex.token,
+        json!({"inbox_id": support}),
+    )
+    .await
+    .expect(200);
+    assert_agree(
+        &app,
+        &viewers,
+        channel.id,
+        &[support, sales],
+        "after writing, marking and moving read conversations",
+    )
+    .await;
+    let all = counts(&app, &admin, "").await;
+    assert_eq!(all["open"], 10, "{all}");
+    assert_eq!(
+        all["unread"], 8,
+        "read up: ids[9] and ids[12] (ids[8] and ids[2] have new messages, ids[10] closed): {all}"
+    );
+    // Reading them again counts them again.
+    read(&admin, ids[8]).await;
+    read(&admin, ids[2]).await;
+    assert_eq!(counts(&app, &admin, "").await["unread"], 6);
+    assert_agree(
+        &app,
+        &viewers,
+        channel.id,
+        &[support, sales],
+        "after reading again",
+    )
+    .await;
+    // Carl sees Support's unassigned, his own (ids[5], and ids[9] since it was assigned to
+    // him), and nothing of Sales; he has read nothing.
     let carls = counts(&app, &carl, "").await;
-    assert_eq!(carls["mine"], 1, "{carls}");
+    assert_eq!(carls["mine"], 2, "{carls}");
+    assert_eq!(carls["unread"], carls["open"], "{carls}");
     assert_eq!(carls["others"], 0, "{carls}");
+
+    // Folding the read-up figures (PostgreSQL keeps a row per change until then) leaves one
+    // row per key and every count as it was.
+    let before = counts(&app, &alex, "").await;
+    let store = app.running().state.store.clone();
+    let keys = tokio::task::spawn_blocking(move || {
+        store.write(|conn| {
+            conversation_list::compact_read_up_counts(conn)?;
+            let rows: Vec<(i64, i64, i64, i64)> = read_up_counts::table
+                .select((
+                    read_up_counts::user_id,
+                    read_up_counts::inbox_id,
+                    read_up_counts::assignee_id,
+                    read_up_counts::team_id,
+                ))
+                .load(conn)?;
+            Ok(rows)
+        })
+    })
+    .await
+    .expect("folding ran")
+    .expect("folded");
+    let mut distinct = keys.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), keys.len(), "a key left with several rows");
+    assert_eq!(counts(&app, &alex, "").await, before);
+    assert_agree(
+        &app,
+        &viewers,
+        channel.id,
+        &[support, sales],
+        "after folding",
+    )
+    .await;
 }
 
 on_both_backends!(kept_counts_agree_with_the_rows);

@@ -379,6 +379,49 @@ async fn replies_at_once_in_one_organization_keep_one_gapless_event_log(app: Tes
     assert_eq!(all, ROUNDS as usize * 12, "4 texts and 8 replies a round");
 }
 
+async fn unread_counts_stay_exact_while_agents_read_reply_and_mark_at_once(app: TestApp) {
+    // Four agents each read one conversation, reply in the next and mark the one after
+    // unread, twelve requests at the same instant, in conversations everyone has read:
+    // each agent's kept unread count (and every other count) still agrees with the rows.
+    let (admin, channel, agents) = team_inbox(&app, json!({"agent_visibility": "all"}), 4).await;
+    let mut viewers: Vec<&Session> = agents.iter().collect();
+    viewers.push(&admin);
+    for round in 0..ROUNDS {
+        let mut conversations = Vec::new();
+        for n in 0..4 {
+            conversations.push(channel.text(&app, &customer(round * 4 + n), "Hi").await);
+        }
+        for agent in &agents {
+            for id in &conversations {
+                let read = format!("/v1/conversations/{id}/read");
+                app.post(&read, &agent.token, json!({})).await.expect(204);
+            }
+        }
+        let requests: Vec<(String, Value, &Session)> = (0..12)
+            .map(|i| {
+                let (agent, action) = (&agents[i % 4], i / 4);
+                let id = conversations[(i % 4 + action) % 4];
+                let (what, body) = match action {
+                    0 => ("read", json!({})),
+                    1 => ("messages", json!({"body": format!("Reply {i}")})),
+                    _ => ("unread", json!({})),
+                };
+                (format!("/v1/conversations/{id}/{what}"), body, agent)
+            })
+            .collect();
+        let replies = at_once(12, |i| {
+            let (path, body, agent) = &requests[i];
+            app.post(path, &agent.token, body.clone())
+        })
+        .await;
+        let mut got = statuses(&replies);
+        got.sort_unstable();
+        assert_eq!(got, [vec![201; 4], vec![204; 8]].concat(), "round {round}");
+        crate::counts::assert_agree(&app, &viewers, channel.id, &[], &format!("round {round}"))
+            .await;
+    }
+}
+
 async fn refresh(app: &TestApp, token: &str) -> Reply {
     let body = json!({"refresh_token": token});
     app.send(reqwest::Method::POST, "/v1/auth/refresh", None, Some(body))
@@ -415,5 +458,6 @@ on_both_backends_with!(side_by_side =>
     a_burst_from_a_new_customer_makes_one_contact_and_one_conversation,
     two_tabs_reading_and_tagging_at_once_both_succeed,
     replies_at_once_in_one_organization_keep_one_gapless_event_log,
+    unread_counts_stay_exact_while_agents_read_reply_and_mark_at_once,
     two_tabs_refreshing_the_same_session_both_stay_signed_in,
 );

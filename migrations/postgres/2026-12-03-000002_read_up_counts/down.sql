@@ -1,0 +1,14 @@
+DROP TRIGGER read_up_counts_delete ON conversation_reads;
+DROP TRIGGER read_up_counts_update ON conversation_reads;
+DROP TRIGGER read_up_counts_insert ON conversation_reads;
+DROP TRIGGER read_up_counts_delete ON conversations;
+DROP TRIGGER read_up_counts_update ON conversations;
+DROP FUNCTION read_up_counts_reads_deleted();
+DROP FUNCTION read_up_counts_reads_updated();
+DROP FUNCTION read_up_counts_reads_inserted();
+DROP FUNCTION read_up_counts_conversation_deleted();
+DROP FUNCTION read_up_counts_conversations();
+DROP FUNCTION read_up(conversations, BIGINT, BOOLEAN);
+DROP INDEX conversations_empty;
+DROP INDEX conversation_reads_conversation;
+DROP TABLE read_up_counts;
