@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytestring::ByteString;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::presence::{self, Availability, Presence};
@@ -91,7 +92,7 @@ pub enum Outgoing {
     /// A live event the session's user may see.
     Event(Arc<BusEvent>),
     /// A `presence.updated` frame, rendered once for every socket of the organization.
-    Presence(Arc<str>),
+    Presence(Arc<ByteString>),
     /// The server is shutting down.
     Shutdown,
 }
@@ -595,13 +596,15 @@ impl State {
                     })
                 })
                 .collect();
-            let frame: Arc<str> = serde_json::json!({
-                "type": EventType::PresenceUpdated.as_str(),
-                "at": at,
-                "data": {"users": users},
-            })
-            .to_string()
-            .into();
+            let frame: Arc<ByteString> = Arc::new(
+                serde_json::json!({
+                    "type": EventType::PresenceUpdated.as_str(),
+                    "at": at,
+                    "data": {"users": users},
+                })
+                .to_string()
+                .into(),
+            );
             let ids: Vec<u64> = org.sessions.keys().copied().collect();
             for id in ids {
                 self.send(org_id, id, Outgoing::Presence(frame.clone()));

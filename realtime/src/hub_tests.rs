@@ -114,6 +114,7 @@ fn event(seq: i64) -> BusEvent {
         at: "2026-11-21T09:30:00.000Z".into(),
         from_user: None,
         origin: 0,
+        rendered: Default::default(),
     }
 }
 

@@ -6,8 +6,9 @@ pub mod hub;
 pub mod presence;
 pub mod redis_bus;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use bytestring::ByteString;
 pub use domain::EventType;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::broadcast;
@@ -37,7 +38,23 @@ pub struct BusEvent {
     /// The instance that published it (an instance skips its own events coming back).
     #[serde(default)]
     pub origin: u64,
+    /// The frame, rendered by the first socket that sends it and shared by the others.
+    #[serde(skip)]
+    pub rendered: Rendered,
 }
+
+/// A [`BusEvent`]'s frame once rendered: not part of the event's value (never compared or
+/// sent between instances).
+#[derive(Debug, Clone, Default)]
+pub struct Rendered(OnceLock<ByteString>);
+
+impl PartialEq for Rendered {
+    fn eq(&self, _: &Rendered) -> bool {
+        true
+    }
+}
+
+impl Eq for Rendered {}
 
 impl BusEvent {
     pub fn is_ephemeral(&self) -> bool {
@@ -45,7 +62,12 @@ impl BusEvent {
     }
 
     /// The frame clients receive: `{"id", "type", "at", "data"}`; ephemeral events have no id.
-    pub fn frame(&self) -> String {
+    /// Rendered once per event; every socket sends the same bytes.
+    pub fn frame(&self) -> ByteString {
+        self.rendered.0.get_or_init(|| self.render().into()).clone()
+    }
+
+    fn render(&self) -> String {
         let data = if self.payload.is_empty() {
             "null"
         } else {
@@ -170,6 +192,7 @@ mod tests {
             at: "2026-11-21T09:30:00.123Z".into(),
             from_user: None,
             origin: 0,
+            rendered: Default::default(),
         }
     }
 
@@ -184,6 +207,19 @@ mod tests {
             assert_eq!(receiver.recv().await.unwrap().seq, 1);
             assert_eq!(receiver.recv().await.unwrap().seq, 2);
         }
+    }
+
+    #[test]
+    fn a_frame_is_rendered_once_and_shared_by_every_socket() {
+        let event = Arc::new(event(7));
+        let first = event.frame();
+        let again = Arc::clone(&event).frame();
+        assert_eq!(first, again);
+        assert_eq!(first.as_ptr(), again.as_ptr(), "rendered twice");
+        // A clone made after rendering shares it too; equality ignores it.
+        let copy = (*event).clone();
+        assert_eq!(copy.frame().as_ptr(), first.as_ptr());
+        assert_eq!(copy, self::event(7));
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn stored_to_bus(event: events::StoredEvent) -> BusEvent {
         at: openapi::millis::format(&event.created_at),
         from_user: None,
         origin: 0,
+        rendered: Default::default(),
     }
 }
 
@@ -88,7 +89,14 @@ pub async fn connect_websocket(
         .max_frame_size(MAX_FRAME)
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME);
-    actix_web::rt::spawn(session::run(state.into_inner(), caller, session, stream));
+    let availability = presence::availability(caller.user.status);
+    actix_web::rt::spawn(session::run(
+        state.into_inner(),
+        caller.actor(),
+        availability,
+        session,
+        stream,
+    ));
     Ok(response)
 }
 
@@ -124,5 +132,6 @@ fn ephemeral(
         at: openapi::millis::format(&persistence::now()),
         from_user,
         origin: 0,
+        rendered: Default::default(),
     }
 }

@@ -23,7 +23,6 @@ use super::{
     CLOSE_ACCOUNT_DISABLED, CLOSE_BAD_FRAME, CLOSE_CURSOR_EXPIRED, CLOSE_REPLAY_FAILED,
     CLOSE_TOO_MANY_RESUMES, CLOSE_TOO_SLOW, ephemeral,
 };
-use crate::auth::Caller;
 use crate::db;
 use crate::service::visibility;
 use crate::state::AppState;
@@ -101,29 +100,33 @@ async fn next_replay(replay: &mut Option<mpsc::Receiver<ReplayItem>>) -> Option<
     }
 }
 
+/// The session of `actor`'s socket until it closes. Every idle socket holds this future, so
+/// it takes only what it keeps (not the caller's whole user record) and the awaits that run
+/// once or rarely (registering, replays, relays, closing) are boxed while they run instead
+/// of widening it.
 pub async fn run(
     state: Arc<AppState>,
-    caller: Caller,
+    actor: Actor,
+    availability: realtime::Availability,
     session: actix_ws::Session,
     mut stream: actix_ws::AggregatedMessageStream,
 ) {
-    let actor = caller.actor();
     // Where this socket starts: whatever commits from here on must reach it, including
     // what commits before the hub has registered it (the grace replay below covers that).
     let store = state.store.clone();
-    let start = web::block(move || store.read(|conn| events::last_seq(conn, actor.org_id)))
-        .await
-        .ok()
-        .and_then(Result::ok);
+    let start = Box::pin(web::block(move || {
+        store.read(|conn| events::last_seq(conn, actor.org_id))
+    }))
+    .await
+    .ok()
+    .and_then(Result::ok);
     // The hub counts the user's sockets: the first one makes them online (presence).
-    let registration = state
-        .hub
-        .register(
-            actor.org_id.get(),
-            actor.user_id.get(),
-            super::presence::availability(caller.user.status),
-        )
-        .await;
+    let registration = Box::pin(state.hub.register(
+        actor.org_id.get(),
+        actor.user_id.get(),
+        availability,
+    ))
+    .await;
     let (handle, mut queue, mut closing) = (
         registration.handle,
         registration.queue,
@@ -188,7 +191,7 @@ pub async fn run(
                                 holding = true;
                                 // A newer resume replaces a running one (dropping its
                                 // receiver cancels it); what was sent is not sent twice.
-                                replay = Some(state.hub.resume(handle, after).await);
+                                replay = Some(Box::pin(state.hub.resume(handle, after)).await);
                             }
                             Err(_) => break close(CLOSE_BAD_FRAME, "resume.after must be an event id"),
                         }
@@ -196,8 +199,8 @@ pub async fn run(
                     Ok(ClientFrame::Ping) => {
                         if out.session.text(r#"{"type":"pong"}"#).await.is_err() { break None; }
                     }
-                    Ok(ClientFrame::Typing { conversation_id }) => relay(&state, &actor, &mut relayed, EventType::Typing, conversation_id).await,
-                    Ok(ClientFrame::Viewing { conversation_id }) => relay(&state, &actor, &mut relayed, EventType::Viewing, conversation_id).await,
+                    Ok(ClientFrame::Typing { conversation_id }) => Box::pin(relay(&state, &actor, &mut relayed, EventType::Typing, conversation_id)).await,
+                    Ok(ClientFrame::Viewing { conversation_id }) => Box::pin(relay(&state, &actor, &mut relayed, EventType::Viewing, conversation_id)).await,
                     Err(_) => break close(CLOSE_BAD_FRAME, "unknown or malformed frame"),
                 }
             }
@@ -213,11 +216,11 @@ pub async fn run(
                         // Live events were dropped meanwhile: they are in the log after
                         // `through`; read on from there.
                         overflowed = false;
-                        replay = Some(state.hub.resume(handle, out.last_sent).await);
+                        replay = Some(Box::pin(state.hub.resume(handle, out.last_sent)).await);
                     } else {
                         replay = None;
                         holding = false;
-                        if !flush(&mut out, &mut held, through).await { break None; }
+                        if !Box::pin(flush(&mut out, &mut held, through)).await { break None; }
                     }
                 }
                 Some(ReplayItem::Expired) => break close(CLOSE_CURSOR_EXPIRED, "cursor_expired: reload your lists"),
@@ -226,7 +229,7 @@ pub async fn run(
             outgoing = queue.recv() => match outgoing {
                 None => break close(CLOSE_TOO_SLOW, "too slow to keep up; reconnect and resume"),
                 Some(Outgoing::Presence(frame)) => {
-                    if out.session.text(&*frame).await.is_err() { break None; }
+                    if out.session.text((*frame).clone()).await.is_err() { break None; }
                 }
                 Some(Outgoing::Shutdown) => break Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) }),
                 Some(Outgoing::Event(event)) => {
@@ -246,11 +249,11 @@ pub async fn run(
             () = &mut grace, if holding && !asked => {
                 asked = true;
                 match start {
-                    Some(start) => replay = Some(state.hub.resume(handle, start).await),
+                    Some(start) => replay = Some(Box::pin(state.hub.resume(handle, start)).await),
                     None => {
                         holding = false;
                         overflowed = false;
-                        if !flush(&mut out, &mut held, 0).await { break None; }
+                        if !Box::pin(flush(&mut out, &mut held, 0)).await { break None; }
                     }
                 }
             },
@@ -264,8 +267,8 @@ pub async fn run(
     };
     drop(replay);
     // The last socket of the user closing makes them offline (presence).
-    state.hub.unregister(handle).await;
-    let _ = session.close(reason).await;
+    Box::pin(state.hub.unregister(handle)).await;
+    let _ = Box::pin(session.close(reason)).await;
 }
 
 /// Why the hub closes the session, once; `None` when it let go without a reason.
