@@ -20,7 +20,7 @@ CREATE INDEX conversation_reads_conversation ON conversation_reads (conversation
 
 -- Conversations without a message (a moment, while the first is written): never unread, so
 -- the count takes them off; the partial index holds only them.
-CREATE INDEX conversations_empty ON conversations (inbox_id) WHERE message_count = 0;
+CREATE INDEX conversations_empty ON conversations (org_id) WHERE message_count = 0;
 
 -- The rule, in one place: does this read state count as read up in this conversation?
 CREATE FUNCTION read_up(c conversations, read_count BIGINT, marked_unread BOOLEAN)

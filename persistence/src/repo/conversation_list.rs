@@ -679,26 +679,53 @@ fn maintained_counts(
         .filter(|(inbox, assignee, team, _)| visible(*inbox, *assignee, *team))
         .map(|(_, _, _, n)| n)
         .sum();
-    let open = Filter {
-        tab: Some(Tab::Open),
-        assignee: None,
-        ..filter.clone()
-    };
-    let marked = reads::table
-        .filter(reads::conversation_id.eq(c::id))
-        .filter(reads::user_id.eq(me))
-        .filter(reads::marked_unread.eq(true));
-    // Written out, not bound, so the partial index `conversations_empty` serves it.
-    let empty: i64 = base(scope, &open, None)
+    // Open conversations without a message yet (a moment, while the first is written):
+    // never unread unless marked. Read through the partial index that holds only them, the
+    // rest of the rule applied here (a status or inbox condition would pick another index).
+    let empty: Vec<EmptyRow> = c::table
+        .filter(c::org_id.eq(filter.org.map_or(0, OrgId::get)))
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
             "conversations.message_count = 0",
         ))
-        .filter(not(exists(marked)))
-        .count()
-        .get_result(conn)?;
+        .select((
+            c::id,
+            c::inbox_id,
+            c::assignee_id,
+            c::team_id,
+            c::status,
+            c::archived,
+            c::spam,
+        ))
+        .load(conn)?;
+    let empty: Vec<i64> = empty
+        .into_iter()
+        .filter(|(_, inbox, assignee, team, status, archived, spam)| {
+            status == Status::Open.as_str()
+                && !archived
+                && !spam
+                && inboxes.contains(inbox)
+                && visible(*inbox, assignee.unwrap_or(0), team.unwrap_or(0))
+        })
+        .map(|(id, ..)| id)
+        .collect();
+    let marked: i64 = if empty.is_empty() {
+        0
+    } else {
+        reads::table
+            .filter(reads::user_id.eq(me))
+            .filter(reads::conversation_id.eq_any(&empty))
+            .filter(reads::marked_unread.eq(true))
+            .count()
+            .get_result(conn)?
+    };
+    let empty = empty.len() as i64 - marked;
     counts.unread = (counts.open - read_up_to_date - empty).max(0);
     Ok(counts)
 }
+
+/// An empty conversation as [`maintained_counts`] reads it: id, inbox, assignee, team,
+/// status, archived, spam.
+type EmptyRow = (i64, i64, Option<i64>, Option<i64>, String, bool, bool);
 
 /// Folds each key's rows of `read_up_counts` into one (PostgreSQL, where the triggers only
 /// insert; SQLite keeps one row per key already). One statement: a concurrent reader sees
