@@ -129,6 +129,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
+    /// Address ranges outbound webhooks may reach besides the public internet, e.g.
+    /// `10.1.0.0/16,127.0.0.1`; loopback, private, link-local and metadata addresses are
+    /// refused otherwise (when a channel is saved, and again on every send).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_ALLOW", default_value = "")]
+    pub outbound_allow: domain::outbound::OutboundPolicy,
+
     /// Attempts at delivering an outbound message before it is marked failed.
     #[arg(long, env = "SWITCHBOARD_DELIVERY_MAX_ATTEMPTS", default_value_t = 8)]
     pub delivery_max_attempts: u32,

@@ -78,6 +78,12 @@ pub fn start(state: web::Data<AppState>) -> Result<Worker, String> {
         // A redirect would re-send a signed body somewhere nobody configured (and turn the
         // POST into a GET): it counts as a failed attempt instead.
         .redirect(reqwest::redirect::Policy::none())
+        // Only to addresses the operator's policy permits, resolved here (a proxy would
+        // resolve them out of sight), on every connection.
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(crate::outbound::GuardedResolver {
+            policy: state.config.outbound_allow.clone(),
+        }))
         .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|error| format!("cannot build the delivery HTTP client: {error}"))?;
@@ -200,6 +206,9 @@ async fn attempt(state: &AppState, client: &reqwest::Client, due: &Due) -> Outco
     let Some(url) = due.channel.outbound_url.as_deref() else {
         return Outcome::Sandbox;
     };
+    if let Some(refused) = crate::outbound::refused_literal(&state.config.outbound_allow, url) {
+        return Outcome::Undeliverable(refused);
+    }
     let Some(to) = due.to.clone() else {
         return Outcome::Undeliverable("the contact has no address on this channel".into());
     };

@@ -15,6 +15,7 @@ pub mod files;
 pub mod links;
 pub mod live;
 pub mod metrics;
+pub mod outbound;
 pub mod paging;
 pub mod rate_limit;
 pub mod routes;

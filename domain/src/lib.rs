@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod error;
 pub mod ids;
 pub mod model;
+pub mod outbound;
 pub mod phone;
 pub mod policy;
 pub mod routing;

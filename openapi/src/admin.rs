@@ -200,6 +200,10 @@ pub struct CreateChannel {
     pub address: String,
     pub name: String,
     pub appended_message: Option<String>,
+    /// Where outbound messages are POSTed (`http://` or `https://`); unset: a sandbox. It
+    /// must reach the public internet: loopback, private, link-local and metadata addresses
+    /// (by address, or by a name that resolves to one) are refused with 422
+    /// `validation_failed` unless the operator allows their range.
     pub outbound_url: Option<String>,
 }
 

@@ -92,6 +92,11 @@ pub async fn create_channel(
         .outbound_url
         .as_deref()
         .and_then(|url| checks.check(validate::outbound_url("outbound_url", url)));
+    if let Some(url) = outbound_url.as_deref()
+        && let Err(why) = crate::outbound::check_url(&state.config.outbound_allow, url).await
+    {
+        checks.check::<()>(Err(domain::FieldError::new("outbound_url", why)));
+    }
     checks.finish()?;
     let (address, name) = (address.unwrap_or_default(), name.unwrap_or_default());
     let (actor, inbox_id) = (caller.actor(), InboxId(path.into_inner()));

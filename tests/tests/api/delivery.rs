@@ -1057,6 +1057,126 @@ async fn contact_of(app: &TestApp, admin: &Session, conversation: i64) -> i64 {
         .unwrap_or_else(|| panic!("conversation {conversation} has no contact"))
 }
 
+// ---- where webhooks may go ----
+
+/// The operator's default: outbound webhooks reach the public internet only (the other
+/// tests allow loopback, where their provider stand-in listens).
+fn public_only(config: &mut Config) {
+    fast_retries(config);
+    config.outbound_allow = domain::outbound::OutboundPolicy::public_only();
+}
+
+async fn internal_addresses_are_refused_when_a_channel_is_saved(app: TestApp) {
+    let admin = app.admin().await;
+    let inbox = app.inbox(&admin, "Support", json!({}), &[]).await;
+    let create = |n: usize, url: &str| {
+        let (app, token) = (&app, admin.token.clone());
+        let body = json!({"type": "sms", "address": format!("+1415555{n:04}"), "name": "Line", "outbound_url": url});
+        async move {
+            app.post(&format!("/v1/inboxes/{inbox}/channels"), &token, body)
+                .await
+        }
+    };
+    let internal = [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost:9000/hook",
+        "http://[::1]:9000/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://10.0.0.5/hook",
+        "https://192.168.1.1/hook",
+        "http://172.16.0.1:8080/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0:9000/hook",
+        "http://[::ffff:127.0.0.1]:9000/hook",
+        "http://2130706433/hook",
+        "http://0x7f.1/hook",
+    ];
+    for (n, url) in internal.iter().enumerate() {
+        let refused = create(n, url).await.expect(422);
+        assert_eq!(refused.body["code"], "validation_failed", "{url}");
+        assert_eq!(refused.body["errors"][0]["field"], "outbound_url", "{url}");
+        assert!(
+            refused.body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("SWITCHBOARD_OUTBOUND_ALLOW")),
+            "{url}: {}",
+            refused.body
+        );
+    }
+    // A public address is saved (nothing is sent to it until a message goes out).
+    let saved = create(99, "https://93.184.216.34/hook").await.expect(201);
+    assert_eq!(saved.body["outbound_url"], "https://93.184.216.34/hook");
+}
+
+/// Points the channel's `outbound_url` at `url` behind the API's back, as if its name had
+/// resolved elsewhere when it was saved.
+async fn repoint(app: &TestApp, channel: i64, url: String) {
+    use persistence::diesel::prelude::*;
+    use persistence::schema::channels;
+    let store = app.running().state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        store.write(|conn| {
+            persistence::diesel::update(channels::table.find(channel))
+                .set(channels::outbound_url.eq(Some(url)))
+                .execute(conn)?;
+            Ok(())
+        })
+    })
+    .await
+    .expect("repointed")
+    .expect("written");
+}
+
+async fn the_last_error(app: &TestApp, message: i64) -> String {
+    use persistence::diesel::prelude::*;
+    use persistence::schema::outbound_deliveries as deliveries;
+    let store = app.running().state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        store.read(|conn| {
+            Ok(deliveries::table
+                .filter(deliveries::message_id.eq(message))
+                .select(deliveries::last_error)
+                .first::<Option<String>>(conn)?)
+        })
+    })
+    .await
+    .expect("read")
+    .expect("a delivery")
+    .unwrap_or_default()
+}
+
+async fn a_message_for_an_internal_address_is_never_posted(app: TestApp) {
+    // The stand-in listens on loopback, which this server may not reach: by address and by
+    // a name that resolves there (what DNS rebinding would do after the URL was saved).
+    let provider = Provider::start(200).await;
+    let scene = scene(&app, None).await;
+    let by_name = provider.url.replace("127.0.0.1", "localhost");
+    for url in [provider.url.clone(), by_name] {
+        repoint(&app, scene.channel, url.clone()).await;
+        let sent = send(&app, &scene.admin, scene.conversation, "message", "Hello?").await;
+        wait_for_status(
+            &app,
+            &scene.admin.token,
+            scene.conversation,
+            id_of(&sent),
+            "failed",
+        )
+        .await;
+        let error = the_last_error(&app, id_of(&sent)).await;
+        assert!(
+            error.contains("may not reach"),
+            "{url}: the error says why: {error:?}"
+        );
+    }
+    assert!(provider.seen().is_empty(), "{:?}", provider.seen());
+    provider.stop().await;
+}
+
+on_both_backends_with!(public_only =>
+    internal_addresses_are_refused_when_a_channel_is_saved,
+    a_message_for_an_internal_address_is_never_posted,
+);
 on_both_backends_with!(fast_retries =>
     a_reply_is_posted_signed_and_then_sent,
     failed_attempts_are_retried_until_accepted,
