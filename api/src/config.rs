@@ -135,6 +135,10 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_ALLOW", default_value = "")]
     pub outbound_allow: domain::outbound::OutboundPolicy,
 
+    /// When set, `GET /metrics` answers only requests bearing it (`Authorization: Bearer …`).
+    #[arg(long, env = "SWITCHBOARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Attempts at delivering an outbound message before it is marked failed.
     #[arg(long, env = "SWITCHBOARD_DELIVERY_MAX_ATTEMPTS", default_value_t = 8)]
     pub delivery_max_attempts: u32,

@@ -1,8 +1,11 @@
 //! Operations: liveness, readiness, metrics.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use openapi::{Health, Readiness};
+use subtle::ConstantTimeEq;
 
+use crate::auth::bearer_token;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The process is alive.
@@ -42,16 +45,33 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text: requests by route and status, latencies, database pool usage.
+/// Prometheus text: requests by route and status, latencies, database pool usage. When the
+/// operator sets `SWITCHBOARD_METRICS_TOKEN`, only requests bearing it
+/// (`Authorization: Bearer <token>`) are answered.
 #[utoipa::path(
     tag = "operations",
     operation_id = "get_metrics",
-    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 401, description = "`unauthenticated`: a metrics token is set and the request does not bear it", body = openapi::Problem),
+    )
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(expected) = state.config.metrics_token.as_deref() {
+        let given = bearer_token(&request).unwrap_or_default();
+        // Compared in constant time: the answer must not tell how much of a guess was right.
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(ApiError::Unauthenticated(
+                "send Authorization: Bearer <the metrics token>",
+            ));
+        }
+    }
     let text = state.metrics.render(&state.store);
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text)
+        .body(text))
 }

@@ -1143,3 +1143,45 @@ on_both_backends!(
     validation_errors_name_each_invalid_field,
     operators_see_health_readiness_metrics_and_request_ids,
 );
+
+fn metrics_token(config: &mut api::Config) {
+    config.metrics_token = Some("scraper secret 7f3a".into());
+}
+
+async fn a_metrics_token_keeps_metrics_to_whoever_bears_it(app: TestApp) {
+    for (why, token) in [
+        ("no token", None),
+        ("a wrong token", Some("scraper secret 7f3b")),
+        ("a prefix of it", Some("scraper secret")),
+    ] {
+        let refused = app.send(Method::GET, "/metrics", token, None).await;
+        assert_eq!(refused.status, 401, "{why}: {}", refused.body);
+        assert_eq!(refused.body["code"], "unauthenticated", "{why}");
+    }
+    // A user's access token is not the metrics token either.
+    let admin = app.admin().await;
+    app.get("/metrics", &admin.token)
+        .await
+        .expect_problem(401, "unauthenticated");
+    let metrics = app
+        .send(Method::GET, "/metrics", Some("scraper secret 7f3a"), None)
+        .await
+        .expect(200);
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .is_some_and(|text| text.contains("switchboard_http_requests_total")),
+        "{}",
+        metrics.body
+    );
+    // Health and readiness stay open to the load balancer.
+    app.send(Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
+    app.send(Method::GET, "/readyz", None, None)
+        .await
+        .expect(200);
+}
+
+on_both_backends_with!(metrics_token => a_metrics_token_keeps_metrics_to_whoever_bears_it);
