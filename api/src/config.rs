@@ -80,7 +80,9 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_REFRESH_REUSE_GRACE_SECS", default_value_t = domain::policy::REFRESH_REUSE_GRACE_SECONDS, value_parser = clap::value_parser!(i64).range(0..=60))]
     pub refresh_reuse_grace_secs: i64,
 
-    /// Failed sign-ins allowed per account within the window.
+    /// Failed sign-ins of one account from one client address before that pair is held
+    /// (5 s, doubling with each further failure, at most the window); the account from
+    /// elsewhere is not held.
     #[arg(
         long,
         env = "SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT",
@@ -88,7 +90,8 @@ pub struct Config {
     )]
     pub login_failures_per_account: u32,
 
-    /// Failed sign-ins allowed per client address within the window.
+    /// Failed sign-ins from one client address, any account, within the window; then the
+    /// address waits for the window's end. Only failures count.
     #[arg(
         long,
         env = "SWITCHBOARD_LOGIN_FAILURES_PER_ADDRESS",

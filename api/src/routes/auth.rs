@@ -89,7 +89,7 @@ fn issue_tokens(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Malformed body", body = Problem),
         (status = 401, description = "`invalid_credentials` or `account_disabled`", body = Problem),
-        (status = 429, description = "`rate_limited`: too many failed attempts; see `Retry-After`", body = Problem),
+        (status = 429, description = "`rate_limited`: too many failed attempts of this account from this client address (held 5 s, doubling per further failure, at most the window), or from this address across accounts; see `Retry-After`", body = Problem),
     )
 )]
 #[post("/v1/auth/login")]
@@ -136,7 +136,7 @@ pub async fn login(
     if !user.active {
         return Err(ApiError::AccountDisabled);
     }
-    state.login_limiter.record_success(&email);
+    state.login_limiter.record_success(&email, &address);
     let session_state = state.clone();
     let response = db::write(&state.store, move |conn| {
         issue_tokens(conn, &session_state, user, &random_token(16))
