@@ -516,32 +516,22 @@ on_both_backends_with!(failures_spread_over_many_accounts_trip_the_address_limit
 
 /// Behind a trusted proxy, the forwarded client address is what counts, IPv4 or IPv6.
 async fn behind_a_proxy_each_forwarded_client_is_counted_apart(app: TestApp) {
-    async fn attempt(app: &TestApp, forwarded_for: &str, password: &str) -> Reply {
-        let response = app
-            .client()
-            .post(app.url("/v1/auth/login"))
-            .header("x-forwarded-for", forwarded_for)
-            .json(&json!({"email": ADMIN_EMAIL, "password": password}))
-            .send()
-            .await
-            .expect("request reaches the server");
-        into_reply(response).await
-    }
-
     for (client, neighbour) in [
         ("203.0.113.7", "203.0.113.8"),
         ("2001:db8::1", "2001:db8::2"),
     ] {
         for _ in 0..2 {
-            attempt(&app, client, "wrong")
+            login_from(&app, client, ADMIN_EMAIL, "wrong")
                 .await
                 .expect_problem(401, "invalid_credentials");
         }
-        attempt(&app, client, PASSWORD)
+        login_from(&app, client, ADMIN_EMAIL, PASSWORD)
             .await
             .expect_problem(429, "rate_limited");
         // A different client behind the same proxy is not held.
-        attempt(&app, neighbour, PASSWORD).await.expect(200);
+        login_from(&app, neighbour, ADMIN_EMAIL, PASSWORD)
+            .await
+            .expect(200);
     }
 }
 
