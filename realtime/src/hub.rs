@@ -91,7 +91,9 @@ impl Default for HubConfig {
 pub enum Outgoing {
     /// A live event the session's user may see.
     Event(Arc<BusEvent>),
-    /// A `presence.updated` frame, rendered once for every socket of the organization.
+    /// A `presence.updated` frame, rendered once for every socket of the organization (in
+    /// an `Arc` though `ByteString` is shared already: it keeps this enum, and each
+    /// session queue's preallocated block of slots, at 16 bytes a slot instead of 40).
     Presence(Arc<ByteString>),
     /// The server is shutting down.
     Shutdown,

@@ -221,24 +221,22 @@ async fn kept_counts_agree_with_the_rows(app: TestApp) {
     // Folding the read-up figures (PostgreSQL keeps a row per change until then) leaves one
     // row per key and every count as it was.
     let before = counts(&app, &alex, "").await;
-    let store = app.running().state.store.clone();
-    let keys = tokio::task::spawn_blocking(move || {
-        store.write(|conn| {
+    let keys: Vec<(i64, i64, i64, i64)> = app
+        .running()
+        .state
+        .store
+        .write(|conn| {
             conversation_list::compact_read_up_counts(conn)?;
-            let rows: Vec<(i64, i64, i64, i64)> = read_up_counts::table
+            Ok(read_up_counts::table
                 .select((
                     read_up_counts::user_id,
                     read_up_counts::inbox_id,
                     read_up_counts::assignee_id,
                     read_up_counts::team_id,
                 ))
-                .load(conn)?;
-            Ok(rows)
+                .load(conn)?)
         })
-    })
-    .await
-    .expect("folding ran")
-    .expect("folded");
+        .expect("folded");
     let mut distinct = keys.clone();
     distinct.sort_unstable();
     distinct.dedup();

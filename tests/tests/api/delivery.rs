@@ -1111,39 +1111,35 @@ async fn internal_addresses_are_refused_when_a_channel_is_saved(app: TestApp) {
 
 /// Points the channel's `outbound_url` at `url` behind the API's back, as if its name had
 /// resolved elsewhere when it was saved.
-async fn repoint(app: &TestApp, channel: i64, url: String) {
+fn repoint(app: &TestApp, channel: i64, url: &str) {
     use persistence::diesel::prelude::*;
     use persistence::schema::channels;
-    let store = app.running().state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store.write(|conn| {
+    app.running()
+        .state
+        .store
+        .write(|conn| {
             persistence::diesel::update(channels::table.find(channel))
                 .set(channels::outbound_url.eq(Some(url)))
                 .execute(conn)?;
             Ok(())
         })
-    })
-    .await
-    .expect("repointed")
-    .expect("written");
+        .expect("repointed");
 }
 
-async fn the_last_error(app: &TestApp, message: i64) -> String {
+fn the_last_error(app: &TestApp, message: i64) -> String {
     use persistence::diesel::prelude::*;
     use persistence::schema::outbound_deliveries as deliveries;
-    let store = app.running().state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store.read(|conn| {
+    app.running()
+        .state
+        .store
+        .read(|conn| {
             Ok(deliveries::table
                 .filter(deliveries::message_id.eq(message))
                 .select(deliveries::last_error)
                 .first::<Option<String>>(conn)?)
         })
-    })
-    .await
-    .expect("read")
-    .expect("a delivery")
-    .unwrap_or_default()
+        .expect("a delivery")
+        .unwrap_or_default()
 }
 
 async fn a_message_for_an_internal_address_is_never_posted(app: TestApp) {
@@ -1153,7 +1149,7 @@ async fn a_message_for_an_internal_address_is_never_posted(app: TestApp) {
     let scene = scene(&app, None).await;
     let by_name = provider.url.replace("127.0.0.1", "localhost");
     for url in [provider.url.clone(), by_name] {
-        repoint(&app, scene.channel, url.clone()).await;
+        repoint(&app, scene.channel, &url);
         let sent = send(&app, &scene.admin, scene.conversation, "message", "Hello?").await;
         wait_for_status(
             &app,
@@ -1163,7 +1159,7 @@ async fn a_message_for_an_internal_address_is_never_posted(app: TestApp) {
             "failed",
         )
         .await;
-        let error = the_last_error(&app, id_of(&sent)).await;
+        let error = the_last_error(&app, id_of(&sent));
         assert!(
             error.contains("may not reach"),
             "{url}: the error says why: {error:?}"
