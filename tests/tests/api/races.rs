@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -381,7 +382,8 @@ async fn replies_at_once_in_one_organization_keep_one_gapless_event_log(app: Tes
 
 async fn unread_counts_stay_exact_while_agents_read_reply_and_mark_at_once(app: TestApp) {
     // Four agents each read one conversation, reply in the next and mark the one after
-    // unread, twelve requests at the same instant, in conversations everyone has read:
+    // unread, twelve requests at the same instant while the figures are being folded, in
+    // conversations everyone has read:
     // each agent's kept unread count (and every other count) still agrees with the rows.
     let (admin, channel, agents) = team_inbox(&app, json!({"agent_visibility": "all"}), 4).await;
     let mut viewers: Vec<&Session> = agents.iter().collect();
@@ -409,11 +411,27 @@ async fn unread_counts_stay_exact_while_agents_read_reply_and_mark_at_once(app: 
                 (format!("/v1/conversations/{id}/{what}"), body, agent)
             })
             .collect();
+        // The server's folding of the figures runs meanwhile too (PostgreSQL; a no-op on
+        // SQLite), so the triggers' inserts race its delete-and-reinsert.
+        let store = app.running().state.store.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let until = done.clone();
+        let folding = tokio::task::spawn_blocking(move || {
+            let mut folds = 0;
+            while folds == 0 || !until.load(Ordering::Relaxed) {
+                store
+                    .write(persistence::repo::conversation_list::compact_read_up_counts)
+                    .expect("folded");
+                folds += 1;
+            }
+        });
         let replies = at_once(12, |i| {
             let (path, body, agent) = &requests[i];
             app.post(path, &agent.token, body.clone())
         })
         .await;
+        done.store(true, Ordering::Relaxed);
+        folding.await.expect("folding ran");
         let mut got = statuses(&replies);
         got.sort_unstable();
         assert_eq!(got, [vec![201; 4], vec![204; 8]].concat(), "round {round}");
