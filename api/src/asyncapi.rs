@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::live::{
     CLOSE_ACCOUNT_DISABLED, CLOSE_BAD_FRAME, CLOSE_CURSOR_EXPIRED, CLOSE_REPLAY_FAILED,
-    CLOSE_TOO_MANY_RESUMES, CLOSE_TOO_SLOW,
+    CLOSE_SIGNED_OUT, CLOSE_TOO_MANY_RESUMES, CLOSE_TOO_SLOW,
 };
 
 fn schema(name: &str) -> Value {
@@ -169,7 +169,7 @@ fn client_frames() -> Vec<(&'static str, &'static str, Value)> {
 }
 
 /// Close codes a client acts on.
-pub const CLOSE_CODES: [(u16, &str); 7] = [
+pub const CLOSE_CODES: [(u16, &str); 8] = [
     (
         1001,
         "The server is going away (a restart or deploy): reconnect and resume.",
@@ -182,6 +182,10 @@ pub const CLOSE_CODES: [(u16, &str); 7] = [
     (
         CLOSE_ACCOUNT_DISABLED,
         "The user was deactivated: do not reconnect.",
+    ),
+    (
+        CLOSE_SIGNED_OUT,
+        "The sign-in the socket was opened with ended (sign-out, a revoked session, a new password): sign in again.",
     ),
     (
         CLOSE_BAD_FRAME,

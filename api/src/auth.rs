@@ -1,9 +1,19 @@
 //! Passwords (argon2id), access tokens (JWT, short-lived), refresh tokens (random, stored
 //! as SHA-256, rotated with reuse detection), and the `Caller` extractor that checks the
-//! bearer token and reloads the user, so deactivation and role changes apply at once.
+//! bearer token against the user and their sign-in, so that deactivation, role changes,
+//! sign-out and a new password apply at once.
+//!
+//! An access token names its sign-in (`sid`: the refresh-token family). Each request checks
+//! that the user is active, the token's epoch is the user's (a new password or a
+//! deactivation moves it) and the sign-in is not revoked. What a check found is kept for a
+//! few seconds ([`SignIns`]) and forgotten on every instance when the bus says the user
+//! changed; the instance that made the change forgets before it answers.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
@@ -66,6 +76,19 @@ struct Claims {
     /// The user's token epoch when it was issued (see `domain::User::token_epoch`).
     #[serde(default)]
     ep: i64,
+    /// The sign-in (refresh-token family) it was issued to; empty in tokens from before
+    /// sign-ins were named, which are only checked against the epoch until they expire.
+    #[serde(default)]
+    sid: String,
+}
+
+/// What a genuine, unexpired access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user: UserId,
+    pub org: OrgId,
+    pub epoch: i64,
+    pub sign_in: String,
 }
 
 /// Signs and checks access tokens.
@@ -85,7 +108,8 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, user: &User) -> Result<String, ApiError> {
+    /// An access token of `user` for the sign-in `sign_in` (its refresh-token family).
+    pub fn issue(&self, user: &User, sign_in: &str) -> Result<String, ApiError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: user.id.get(),
@@ -93,21 +117,23 @@ impl TokenKeys {
             iat: now,
             exp: now + self.ttl_seconds,
             ep: user.token_epoch,
+            sid: sign_in.to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| ApiError::Internal(format!("signing a token: {error}")))
     }
 
-    /// The user, organization and token epoch a token names, if it is genuine and unexpired.
-    pub fn verify(&self, token: &str) -> Result<(UserId, OrgId, i64), ApiError> {
+    /// What a token says, if it is genuine and unexpired.
+    pub fn verify(&self, token: &str) -> Result<TokenClaims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation) {
-            Ok(data) => Ok((
-                UserId(data.claims.sub),
-                OrgId(data.claims.org),
-                data.claims.ep,
-            )),
+            Ok(data) => Ok(TokenClaims {
+                user: UserId(data.claims.sub),
+                org: OrgId(data.claims.org),
+                epoch: data.claims.ep,
+                sign_in: data.claims.sid,
+            }),
             Err(error) => match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     Err(ApiError::Unauthenticated("the access token has expired"))
@@ -122,6 +148,8 @@ impl TokenKeys {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
+    /// The sign-in the access token belongs to (see [`sign_in_key`]).
+    pub sign_in: u64,
 }
 
 impl Caller {
@@ -132,6 +160,16 @@ impl Caller {
     pub fn org(&self) -> OrgId {
         self.user.org_id
     }
+}
+
+/// A sign-in (refresh-token family) as a number: what sockets are registered under, so one
+/// sign-out closes that sign-in's sockets and no other.
+/// Every instance computes the same key (a sign-out published by one closes sockets on all).
+pub fn sign_in_key(sign_in: &str) -> u64 {
+    let digest = Sha256::digest(sign_in.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
 }
 
 /// The bearer token of a request's `Authorization: Bearer …` header.
@@ -149,21 +187,158 @@ pub fn bearer_token(request: &HttpRequest) -> Option<String> {
     None
 }
 
-/// Checks a token and loads its user: unknown, another tenant's or deactivated users fail.
+/// Sign-ins found valid a moment ago, per user and sign-in, so that a request does not read
+/// the user again for each of an agent's clicks. An entry lasts `ttl`; a bus message about
+/// the user ([`realtime::Control::stales_user`]) removes the user's entries on every
+/// instance, and the instance that changed the user removes them before it answers.
+pub struct SignIns {
+    ttl: Duration,
+    entries: Mutex<HashMap<UserId, UserSignIns>>,
+}
+
+/// One user's checked sign-ins: the user as read, and when, per sign-in.
+type UserSignIns = HashMap<String, (User, Instant)>;
+
+/// Users kept at most; past that the cache starts again empty (a burst of sign-ins must not
+/// grow it without bound).
+const SIGN_INS_KEPT: usize = 50_000;
+
+impl SignIns {
+    pub fn new(ttl: Duration) -> SignIns {
+        SignIns {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, claims: &TokenClaims) -> Option<User> {
+        let entries = self.entries.lock().ok()?;
+        let (user, at) = entries.get(&claims.user)?.get(&claims.sign_in)?;
+        (at.elapsed() < self.ttl && user.token_epoch == claims.epoch && user.org_id == claims.org)
+            .then(|| user.clone())
+    }
+
+    fn keep(&self, claims: &TokenClaims, user: &User) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= SIGN_INS_KEPT && !entries.contains_key(&claims.user) {
+                entries.clear();
+            }
+            entries
+                .entry(claims.user)
+                .or_default()
+                .insert(claims.sign_in.clone(), (user.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets the user's sign-ins (they changed, or one of them ended).
+    pub fn forget(&self, user: UserId) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&user);
+        }
+    }
+
+    /// Forgets everything (the bus may have lost messages).
+    pub fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    /// Listens to the bus's control channel and forgets the users it says changed, on this
+    /// instance; everything when messages were lost (lag, or `reconnections` firing).
+    pub fn listen(
+        self: &Arc<SignIns>,
+        bus: &dyn realtime::Bus,
+        reconnections: Option<tokio::sync::broadcast::Receiver<()>>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut controls = bus.subscribe_control();
+        let sign_ins = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut reconnections = reconnections;
+            loop {
+                let reconnected = async {
+                    match reconnections.as_mut() {
+                        Some(receiver) => receiver.recv().await.map_err(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                };
+                let heard = tokio::select! {
+                    control = controls.recv() => Some(control),
+                    outcome = reconnected => {
+                        if outcome.is_err() {
+                            reconnections = None;
+                        }
+                        None
+                    }
+                };
+                let Some(sign_ins) = sign_ins.upgrade() else {
+                    return;
+                };
+                match heard {
+                    Some(Ok(control)) => {
+                        if let Some((_, user)) = control.stales_user() {
+                            sign_ins.forget(UserId(user));
+                        }
+                    }
+                    Some(Err(RecvError::Lagged(_))) | None => sign_ins.forget_all(),
+                    Some(Err(RecvError::Closed)) => return,
+                }
+            }
+        });
+    }
+}
+
+/// Tells every instance (this one at once) that the user changed: what they cached of the
+/// user's sign-ins is forgotten.
+pub fn user_changed(state: &AppState, user: &User) {
+    state.sign_ins.forget(user.id);
+    state.bus.publish_control(realtime::Control::UserChanged {
+        org: user.org_id.get(),
+        user: user.id.get(),
+    });
+}
+
+/// Ends one sign-in of the user (`Some`), or all (`None`): its access tokens stop working and
+/// its sockets close, on every instance.
+pub fn signed_out(state: &AppState, org: OrgId, user: UserId, sign_in: Option<&str>) {
+    state.sign_ins.forget(user);
+    state
+        .hub
+        .sign_out(org.get(), user.get(), sign_in.map(sign_in_key));
+}
+
+/// Checks a token and loads its user: unknown, another tenant's or deactivated users, ended
+/// sign-ins and tokens from before a new password fail.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
-    let (user_id, org_id, epoch) = state.tokens.verify(token)?;
+    let claims = state.tokens.verify(token)?;
+    let sign_in = sign_in_key(&claims.sign_in);
+    if let Some(user) = state.sign_ins.get(&claims) {
+        return Ok(Caller { user, sign_in });
+    }
     let store = state.store.clone();
-    let user =
-        web::block(move || persistence::repo::users::get(&mut *store.conn()?, org_id, user_id))
-            .await??;
-    match user {
+    let (org, id, family) = (claims.org, claims.user, claims.sign_in.clone());
+    let found = web::block(move || {
+        persistence::repo::users::get_signed_in(&mut *store.conn()?, org, id, &family)
+    })
+    .await??;
+    match found {
         None => Err(ApiError::Unauthenticated("the access token is not valid")),
-        Some(user) if !user.active => Err(ApiError::AccountDisabled),
+        Some((user, _)) if !user.active => Err(ApiError::AccountDisabled),
         // Issued before a deactivation or a new password: ended, even after a reactivation.
-        Some(user) if user.token_epoch != epoch => Err(ApiError::Unauthenticated(
+        Some((user, _)) if user.token_epoch != claims.epoch => Err(ApiError::Unauthenticated(
             "the access token was revoked; sign in again",
         )),
-        Some(user) => Ok(Caller { user }),
+        Some((_, false)) => Err(ApiError::Unauthenticated(
+            "the session was signed out; sign in again",
+        )),
+        Some((user, true)) => {
+            state.sign_ins.keep(&claims, &user);
+            Ok(Caller { user, sign_in })
+        }
     }
 }
 
@@ -213,10 +388,20 @@ mod tests {
             token_epoch: 0,
         };
         let keys = TokenKeys::new("one secret", 60);
-        let token = keys.issue(&user).unwrap();
-        assert_eq!(keys.verify(&token).unwrap(), (UserId(4), OrgId(2), 0));
+        let token = keys.issue(&user, "family").unwrap();
+        assert_eq!(
+            keys.verify(&token).unwrap(),
+            TokenClaims {
+                user: UserId(4),
+                org: OrgId(2),
+                epoch: 0,
+                sign_in: "family".into()
+            }
+        );
         assert!(TokenKeys::new("another secret", 60).verify(&token).is_err());
-        let expired = TokenKeys::new("one secret", -120).issue(&user).unwrap();
+        let expired = TokenKeys::new("one secret", -120)
+            .issue(&user, "family")
+            .unwrap();
         assert!(
             matches!(keys.verify(&expired), Err(ApiError::Unauthenticated(message)) if message.contains("expired"))
         );

@@ -103,6 +103,13 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_LOGIN_WINDOW", default_value_t = 900)]
     pub login_window: u64,
 
+    /// Seconds an instance keeps a checked sign-in before reading the user again. A sign-out,
+    /// new password, deactivation or role change is heard over the bus and applies at once
+    /// on every instance; this bounds how long a lost bus message could delay it. 0: read
+    /// the user on every request.
+    #[arg(long, env = "SWITCHBOARD_SIGN_IN_CACHE_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub sign_in_cache_secs: u64,
+
     /// Read the client address from `X-Forwarded-For` (only behind a proxy you run).
     #[arg(long, env = "SWITCHBOARD_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

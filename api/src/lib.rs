@@ -161,6 +161,9 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     // Databases from before contact search get their contacts' terms, once.
     store.write(persistence::repo::contacts::backfill_terms)?;
     let generated_password = bootstrap::first_start(&store, &config)?;
+    let sign_ins = Arc::new(auth::SignIns::new(Duration::from_secs(
+        config.sign_in_cache_secs,
+    )));
     // The bus and the hub start tasks: prepare runs on the runtime's blocking pool.
     let (bus, reconnections): (Arc<dyn realtime::Bus>, _) = match &config.redis_url {
         Some(url) => {
@@ -170,9 +173,15 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
             })?;
             let redis = realtime::RedisBus::start(url, &namespace).map_err(StartError::Config)?;
             let reconnections = redis.reconnections();
+            // Messages may be lost while Redis is away: forget every cached sign-in then.
+            sign_ins.listen(&redis, Some(redis.reconnections()));
             (Arc::new(redis), Some(reconnections))
         }
-        None => (Arc::new(realtime::LocalBus::new(4096)), None),
+        None => {
+            let bus = realtime::LocalBus::new(4096);
+            sign_ins.listen(&bus, None);
+            (Arc::new(bus), None)
+        }
     };
     let hub = realtime::Hub::start(
         bus.clone(),
@@ -195,6 +204,7 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     let state = AppState {
         tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
         links: links::AttachmentLinks::new(&secret, config.attachment_link_ttl),
+        sign_ins,
         login_limiter: rate_limit::LoginLimiter::new(
             Duration::from_secs(config.login_window),
             config.login_failures_per_account,

@@ -17,6 +17,8 @@ pub struct AppState {
     pub links: crate::links::AttachmentLinks,
     pub config: Config,
     pub login_limiter: LoginLimiter,
+    /// Sign-ins checked a moment ago (see `auth::SignIns`).
+    pub sign_ins: Arc<crate::auth::SignIns>,
     pub metrics: Metrics,
     pub bus: Arc<dyn Bus>,
     /// This instance's WebSocket sessions and their fan-out.

@@ -117,6 +117,8 @@ pub enum ReplayItem {
 pub enum Closing {
     /// The user was deactivated.
     AccountDisabled,
+    /// The sign-in the socket was opened with ended (sign-out, revoked, new password).
+    SignedOut,
 }
 
 /// What a session gets from [`Hub::register`].
@@ -135,6 +137,9 @@ pub struct SessionHandle {
     pub id: u64,
     pub org: i64,
     pub user: i64,
+    /// Which of the user's sign-ins opened it (a key of the sign-in, see
+    /// [`Hub::sign_out`]).
+    pub sign_in: u64,
 }
 
 enum Command {
@@ -209,11 +214,18 @@ impl Hub {
     /// Registers a session; its events arrive on the returned receiver. When the hub drops
     /// the sender (the session was too slow), the receiver ends. Waits while the hub's
     /// command channel is full.
-    pub async fn register(&self, org: i64, user: i64, availability: Availability) -> Registration {
+    pub async fn register(
+        &self,
+        org: i64,
+        user: i64,
+        sign_in: u64,
+        availability: Availability,
+    ) -> Registration {
         let handle = SessionHandle {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             org,
             user,
+            sign_in,
         };
         let (sender, queue) = mpsc::channel(self.queue_capacity);
         let (closer, closing) = oneshot::channel();
@@ -253,6 +265,12 @@ impl Hub {
     /// Closes every socket of the user, on every instance (deactivation).
     pub fn disconnect_user(&self, org: i64, user: i64) {
         self.bus.publish_control(Control::Disconnect { org, user });
+    }
+
+    /// Closes the user's sockets of one sign-in (or of all, `None`), on every instance.
+    pub fn sign_out(&self, org: i64, user: i64, sign_in: Option<u64>) {
+        self.bus
+            .publish_control(Control::SignedOut { org, user, sign_in });
     }
 
     pub async fn unregister(&self, handle: SessionHandle) {
@@ -300,6 +318,7 @@ impl Hub {
 
 struct Session {
     user: i64,
+    sign_in: u64,
     sender: mpsc::Sender<Outgoing>,
     closing: Option<oneshot::Sender<Closing>>,
 }
@@ -449,6 +468,7 @@ impl State {
                         handle.id,
                         Session {
                             user: handle.user,
+                            sign_in: handle.sign_in,
                             sender,
                             closing: Some(closing),
                         },
@@ -546,24 +566,37 @@ impl State {
                 }
             }
             Control::Disconnect { org, user } => {
-                let Some(sessions) = self.orgs.get_mut(org) else {
-                    return;
-                };
-                let closing: Vec<u64> = sessions
-                    .sessions
-                    .iter_mut()
-                    .filter(|(_, session)| session.user == *user)
-                    .map(|(id, session)| {
-                        if let Some(closer) = session.closing.take() {
-                            let _ = closer.send(Closing::AccountDisabled);
-                        }
-                        *id
-                    })
-                    .collect();
-                for id in closing {
-                    self.remove(*org, id);
-                }
+                self.close_sessions(*org, Closing::AccountDisabled, |session| {
+                    session.user == *user
+                });
             }
+            Control::SignedOut { org, user, sign_in } => {
+                self.close_sessions(*org, Closing::SignedOut, |session| {
+                    session.user == *user && sign_in.is_none_or(|key| session.sign_in == key)
+                });
+            }
+            Control::UserChanged { .. } => {}
+        }
+    }
+
+    /// Closes, for `why`, the organization's sessions that `which` picks.
+    fn close_sessions(&mut self, org: i64, why: Closing, which: impl Fn(&Session) -> bool) {
+        let Some(sessions) = self.orgs.get_mut(&org) else {
+            return;
+        };
+        let closing: Vec<u64> = sessions
+            .sessions
+            .iter_mut()
+            .filter(|(_, session)| which(session))
+            .map(|(id, session)| {
+                if let Some(closer) = session.closing.take() {
+                    let _ = closer.send(why);
+                }
+                *id
+            })
+            .collect();
+        for id in closing {
+            self.remove(org, id);
         }
     }
 

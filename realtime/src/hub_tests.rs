@@ -148,7 +148,7 @@ async fn next_seq(receiver: &mut mpsc::Receiver<Outgoing>) -> i64 {
 
 /// Registers a session of `user` (online), keeping its handle and queue.
 async fn join(hub: &Hub, org: i64, user: i64) -> (SessionHandle, mpsc::Receiver<Outgoing>) {
-    let registration = hub.register(org, user, Availability::Online).await;
+    let registration = hub.register(org, user, 0, Availability::Online).await;
     (registration.handle, registration.queue)
 }
 
@@ -345,7 +345,7 @@ async fn the_command_channel_is_bounded_and_senders_wait_rather_than_grow_it() {
     for user in 0..200 {
         let hub = hub.clone();
         joins.push(tokio::spawn(async move {
-            hub.register(1, user, Availability::Online).await
+            hub.register(1, user, 0, Availability::Online).await
         }));
     }
     let mut sessions = Vec::new();
@@ -488,8 +488,8 @@ async fn presence_spans_instances_and_follows_status_and_last_socket() {
 #[tokio::test]
 async fn deactivation_closes_the_users_sockets_on_every_instance() {
     let (a, b) = two_instances();
-    let on_a = a.register(1, 5, Availability::Online).await;
-    let on_b = b.register(1, 5, Availability::Online).await;
+    let on_a = a.register(1, 5, 0, Availability::Online).await;
+    let on_b = b.register(1, 5, 0, Availability::Online).await;
     let (_, _other) = join(&a, 1, 6).await;
     registered(&a, 2).await;
     registered(&b, 1).await;
@@ -503,4 +503,36 @@ async fn deactivation_closes_the_users_sockets_on_every_instance() {
     }
     registered(&a, 1).await;
     registered(&b, 0).await;
+}
+
+#[tokio::test]
+async fn a_sign_out_closes_that_sign_ins_sockets_on_every_instance_and_no_other() {
+    let (a, b) = two_instances();
+    let ended_on_a = a.register(1, 5, 77, Availability::Online).await;
+    let ended_on_b = b.register(1, 5, 77, Availability::Online).await;
+    let mut other_tab = a.register(1, 5, 78, Availability::Online).await;
+    registered(&a, 2).await;
+    registered(&b, 1).await;
+    b.sign_out(1, 5, Some(77));
+    for closing in [ended_on_a.closing, ended_on_b.closing] {
+        let why = tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .expect("closed in time")
+            .expect("a reason");
+        assert_eq!(why, Closing::SignedOut);
+    }
+    registered(&a, 1).await;
+    registered(&b, 0).await;
+    assert!(
+        other_tab.closing.try_recv().is_err(),
+        "the other sign-in stays open"
+    );
+    // A new password ends every sign-in of the user.
+    a.sign_out(1, 5, None);
+    let why = tokio::time::timeout(Duration::from_secs(5), other_tab.closing)
+        .await
+        .expect("closed in time")
+        .expect("a reason");
+    assert_eq!(why, Closing::SignedOut);
+    registered(&a, 0).await;
 }

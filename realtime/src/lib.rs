@@ -116,6 +116,29 @@ pub enum Control {
     },
     /// Close every socket of the user at once (deactivation).
     Disconnect { org: i64, user: i64 },
+    /// One sign-in of the user ended (sign-out, a revoked session), or all of them
+    /// (`sign_in: None`: a new password): close those sockets; instances forget what they
+    /// cached of the user's sign-in.
+    SignedOut {
+        org: i64,
+        user: i64,
+        sign_in: Option<u64>,
+    },
+    /// The user's record changed (role, name, status): instances forget what they cached.
+    UserChanged { org: i64, user: i64 },
+}
+
+impl Control {
+    /// The user whose cached sign-in this message makes stale, if any.
+    pub fn stales_user(&self) -> Option<(i64, i64)> {
+        match self {
+            Control::Disconnect { org, user }
+            | Control::SignedOut { org, user, .. }
+            | Control::UserChanged { org, user }
+            | Control::Status { org, user, .. } => Some((*org, *user)),
+            Control::Presence(_) => None,
+        }
+    }
 }
 
 /// Publishes committed events and hands out subscriptions.

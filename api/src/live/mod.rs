@@ -36,6 +36,9 @@ pub const CLOSE_CURSOR_EXPIRED: u16 = 4409;
 pub const CLOSE_TOO_MANY_RESUMES: u16 = 4429;
 /// The user was deactivated: do not reconnect (sign-in answers `account_disabled`).
 pub const CLOSE_ACCOUNT_DISABLED: u16 = 4401;
+/// The sign-in the socket was opened with ended (sign-out, a revoked session, a new
+/// password): refreshing fails too, so sign in again.
+pub const CLOSE_SIGNED_OUT: u16 = 4402;
 /// The replay could not be read (database trouble): reconnect and resume, with backoff.
 pub const CLOSE_REPLAY_FAILED: u16 = 1011;
 /// Largest client frame, in bytes.
@@ -63,7 +66,7 @@ pub fn stored_to_bus(event: events::StoredEvent) -> BusEvent {
     operation_id = "connect_websocket",
     params(("access_token" = Option<String>, Query, description = "For browsers, which cannot set headers on a WebSocket")),
     responses(
-        (status = 101, description = "Switching protocols. Server frames: `{id, type, at, data}` (typing, viewing and `presence.updated` have no `id`). Client frames: `resume {after}` (at most 5 per second), `typing {conversation_id}`, `viewing {conversation_id}`, `ping` (answered `pong`). `presence.updated` frames (`data: {users: [{user_id, status}]}`) carry what changed, at most one per socket per second; load `GET /v1/presence` after connecting. Close codes: 4000 too slow (reconnect and resume), 4400 bad frame, 4401 account disabled (do not reconnect), 4409 cursor expired (reload your lists), 4429 too many `resume` frames, 1011 the replay failed (resume again), 1001 server going away. Clients reconnect with exponential backoff and jitter (e.g. 0.5 s doubling to 30 s, each wait randomized by ±50 %), resuming from the last event id they hold."),
+        (status = 101, description = "Switching protocols. Server frames: `{id, type, at, data}` (typing, viewing and `presence.updated` have no `id`). Client frames: `resume {after}` (at most 5 per second), `typing {conversation_id}`, `viewing {conversation_id}`, `ping` (answered `pong`). `presence.updated` frames (`data: {users: [{user_id, status}]}`) carry what changed, at most one per socket per second; load `GET /v1/presence` after connecting. Close codes: 4000 too slow (reconnect and resume), 4400 bad frame, 4401 account disabled (do not reconnect), 4402 signed out (sign in again), 4409 cursor expired (reload your lists), 4429 too many `resume` frames, 1011 the replay failed (resume again), 1001 server going away. Clients reconnect with exponential backoff and jitter (e.g. 0.5 s doubling to 30 s, each wait randomized by ±50 %), resuming from the last event id they hold."),
         (status = 401, description = "`unauthenticated` or `account_disabled`", body = openapi::Problem),
     )
 )]
@@ -93,6 +96,7 @@ pub async fn connect_websocket(
     actix_web::rt::spawn(session::run(
         state.into_inner(),
         caller.actor(),
+        caller.sign_in,
         availability,
         session,
         stream,

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::{
     CLOSE_ACCOUNT_DISABLED, CLOSE_BAD_FRAME, CLOSE_CURSOR_EXPIRED, CLOSE_REPLAY_FAILED,
-    CLOSE_TOO_MANY_RESUMES, CLOSE_TOO_SLOW, ephemeral,
+    CLOSE_SIGNED_OUT, CLOSE_TOO_MANY_RESUMES, CLOSE_TOO_SLOW, ephemeral,
 };
 use crate::db;
 use crate::service::visibility;
@@ -107,6 +107,7 @@ async fn next_replay(replay: &mut Option<mpsc::Receiver<ReplayItem>>) -> Option<
 pub async fn run(
     state: Arc<AppState>,
     actor: Actor,
+    sign_in: u64,
     availability: realtime::Availability,
     session: actix_ws::Session,
     mut stream: actix_ws::AggregatedMessageStream,
@@ -124,6 +125,7 @@ pub async fn run(
     let registration = Box::pin(state.hub.register(
         actor.org_id.get(),
         actor.user_id.get(),
+        sign_in,
         availability,
     ))
     .await;
@@ -157,6 +159,7 @@ pub async fn run(
             biased;
             why = closed(&mut closing) => match why {
                 Some(Closing::AccountDisabled) => break close(CLOSE_ACCOUNT_DISABLED, "account_disabled"),
+                Some(Closing::SignedOut) => break close(CLOSE_SIGNED_OUT, "signed_out"),
                 // The hub let go of the session without a reason: the queue says why.
                 None => closing = None,
             },

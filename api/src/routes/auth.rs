@@ -4,12 +4,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Duration;
-use domain::{User, policy};
+use domain::{OrgId, User, UserId, policy};
 use openapi::{LoginRequest, Problem, RefreshRequest, TokenResponse};
 use persistence::repo::users;
 use persistence::{DbConnection, now};
 
-use crate::auth::{random_token, sha256_hex, verify_password};
+use crate::auth::{random_token, sha256_hex, signed_out, verify_password};
 use crate::body::Json;
 use crate::db;
 use crate::error::ApiError;
@@ -72,7 +72,7 @@ fn issue_tokens(
         expires_at,
     )?;
     Ok(TokenResponse {
-        access_token: state.tokens.issue(&user)?,
+        access_token: state.tokens.issue(&user, family)?,
         refresh_token,
         token_type: "Bearer".to_string(),
         expires_in: state.tokens.ttl_seconds,
@@ -148,6 +148,12 @@ pub async fn login(
 enum Refresh {
     Issued(TokenResponse),
     Refused(ApiError),
+    /// A reuse ended the sign-in: its access tokens and sockets end too.
+    Revoked {
+        org: OrgId,
+        user: UserId,
+        family: String,
+    },
 }
 
 /// Trades a refresh token for a new pair. The old one is spent; presenting a spent one
@@ -175,8 +181,11 @@ pub async fn refresh(
         let Some(stored) = users::find_refresh_token(conn, &token_hash)? else {
             return refused("the refresh token is not valid");
         };
+        let Some(user) = users::get_any(conn, stored.user_id)? else {
+            return refused("the refresh token is not valid");
+        };
         // A deactivated user's sessions were revoked with the deactivation; say why.
-        if users::get_any(conn, stored.user_id)?.is_some_and(|user| !user.active) {
+        if !user.active {
             return Ok(Refresh::Refused(ApiError::AccountDisabled));
         }
         if stored.revoked {
@@ -189,23 +198,28 @@ pub async fn refresh(
             if !policy::refresh_reuse_is_concurrent(spent_at, now(), grace) {
                 users::revoke_refresh_family(conn, &stored.family)?;
                 tracing::warn!(target: "switchboard::auth", user_id = stored.user_id.get(), "refresh token reused; session revoked");
-                return refused("the refresh token was already used; sign in again");
+                return Ok(Refresh::Revoked {
+                    org: user.org_id,
+                    user: user.id,
+                    family: stored.family,
+                });
             }
         }
         if stored.expires_at < now() {
             return refused("the refresh token has expired");
         }
-        let user = users::get_any(conn, stored.user_id)?;
-        match user {
-            Some(user) if user.active => Ok(Refresh::Issued(issue_tokens(conn, &session_state, user, &stored.family)?)),
-            Some(_) => Ok(Refresh::Refused(ApiError::AccountDisabled)),
-            None => refused("the refresh token is not valid"),
-        }
+        Ok(Refresh::Issued(issue_tokens(conn, &session_state, user, &stored.family)?))
     })
     .await?;
     match outcome {
         Refresh::Issued(response) => Ok(web::Json(response)),
         Refresh::Refused(error) => Err(error),
+        Refresh::Revoked { org, user, family } => {
+            signed_out(&state, org, user, Some(&family));
+            Err(ApiError::Unauthenticated(
+                "the refresh token was already used; sign in again",
+            ))
+        }
     }
 }
 
@@ -222,13 +236,18 @@ pub async fn logout(
     body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let token_hash = sha256_hex(body.refresh_token.trim());
-    db::write(&state.store, move |conn| {
-        if let Some(stored) = users::find_refresh_token(conn, &token_hash)? {
-            users::revoke_refresh_family(conn, &stored.family)?;
-        }
-        Ok(())
+    let ended = db::write(&state.store, move |conn| {
+        let Some(stored) = users::find_refresh_token(conn, &token_hash)? else {
+            return Ok(None);
+        };
+        users::revoke_refresh_family(conn, &stored.family)?;
+        let user = users::get_any(conn, stored.user_id)?;
+        Ok(user.map(|user| (user.org_id, user.id, stored.family)))
     })
     .await?;
+    if let Some((org, user, family)) = ended {
+        signed_out(&state, org, user, Some(&family));
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -108,7 +108,9 @@ pub async fn set_status(
         users::update(conn, org, id, changes)?.ok_or_else(ApiError::not_found)
     })
     .await?;
-    // Connected users show it to their organization within a second (presence).
+    // Connected users show it to their organization within a second (presence); the
+    // message also makes every instance forget the user's cached sign-ins (and status).
+    state.sign_ins.forget(user.id);
     crate::live::publish_presence(&state, &user);
     Ok(web::Json(user.into()))
 }

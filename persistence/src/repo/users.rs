@@ -104,6 +104,32 @@ pub fn get(conn: &mut DbConnection, org: OrgId, id: UserId) -> Result<Option<Use
         .transpose()
 }
 
+/// The user an access token names, and whether its sign-in (refresh-token family) is still
+/// open: it is until a sign-out or a revocation ends it. An empty `family` (a token from
+/// before sign-ins were named) counts as open. One statement.
+pub fn get_signed_in(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: UserId,
+    family: &str,
+) -> Result<Option<(User, bool)>, StoreError> {
+    let open = diesel::dsl::exists(
+        refresh_tokens::table.filter(
+            refresh_tokens::family
+                .eq(family)
+                .and(refresh_tokens::user_id.eq(id.get()))
+                .and(refresh_tokens::revoked_at.is_null()),
+        ),
+    );
+    let row: Option<(UserRow, bool)> = users::table
+        .filter(users::id.eq(id.get()).and(users::org_id.eq(org.get())))
+        .select((USER_COLUMNS, open))
+        .first(conn)
+        .optional()?;
+    row.map(|(user, open)| Ok((to_user(user)?, open || family.is_empty())))
+        .transpose()
+}
+
 /// Locks the user's row until the transaction ends (PostgreSQL `FOR NO KEY UPDATE`; SQLite's
 /// single writer holds it already), for changes bounded per user, such as their pins.
 pub fn lock(conn: &mut DbConnection, org: OrgId, id: UserId) -> Result<(), StoreError> {

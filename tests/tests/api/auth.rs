@@ -258,6 +258,7 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family(app: TestApp) {
     let stolen = phone.refresh_token.clone();
     let rotated = refresh(&app, &phone.refresh_token).await.expect(200);
     let newest = crate::support::session_from(&rotated.body);
+    app.get("/v1/me", &newest.token).await.expect(200);
 
     // Somebody presents the spent token again: refused, and the family is revoked, so the
     // newest token of that session stops working too.
@@ -270,6 +271,11 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family(app: TestApp) {
     refresh(&app, &stolen)
         .await
         .expect_problem(401, "unauthenticated");
+    // The access token the session holds ends with it.
+    app.get("/v1/me", &newest.token)
+        .await
+        .expect_problem(401, "unauthenticated");
+    app.get("/v1/me", &laptop.token).await.expect(200);
 
     // The other session of the same user is untouched, and keeps rotating.
     let laptop_next = refresh(&app, &laptop.refresh_token).await.expect(200);
@@ -283,12 +289,28 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family(app: TestApp) {
 async fn signing_out_ends_that_session_only(app: TestApp) {
     let phone = app.admin().await;
     let laptop = app.admin().await;
+    // Both sessions were just used, so the server has them checked and kept.
+    app.get("/v1/me", &phone.token).await.expect(200);
+    app.get("/v1/me", &laptop.token).await.expect(200);
 
     let out = logout(&app, &phone.refresh_token).await.expect(204);
     assert_eq!(out.body, Value::Null, "204 has no body");
     refresh(&app, &phone.refresh_token)
         .await
         .expect_problem(401, "unauthenticated");
+    // The phone's access token ends with its session, long before it expires.
+    let ended = app
+        .get("/v1/me", &phone.token)
+        .await
+        .expect_problem(401, "unauthenticated");
+    assert!(
+        ended.body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("signed out")),
+        "{}",
+        ended.body
+    );
+    app.get("/v1/me", &laptop.token).await.expect(200);
     refresh(&app, &laptop.refresh_token).await.expect(200);
 
     // Signing out twice, or with a token nobody issued, is not an error.
@@ -299,10 +321,17 @@ async fn signing_out_ends_that_session_only(app: TestApp) {
     let tablet = app.admin().await;
     let rotated = refresh(&app, &tablet.refresh_token).await.expect(200);
     let newest = crate::support::session_from(&rotated.body);
+    app.get("/v1/me", &newest.token).await.expect(200);
     logout(&app, &newest.refresh_token).await.expect(204);
     refresh(&app, &newest.refresh_token)
         .await
         .expect_problem(401, "unauthenticated");
+    // Every access token the session was given ends, the first one's included.
+    for token in [&tablet.token, &newest.token] {
+        app.get("/v1/me", token)
+            .await
+            .expect_problem(401, "unauthenticated");
+    }
 
     // The body is still checked.
     send_raw(

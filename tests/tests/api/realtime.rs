@@ -1249,7 +1249,52 @@ async fn an_expired_cursor_is_refused_with_410_and_close_4409(app: TestApp) {
     assert_eq!(stale.expect_close().await, Some(4409));
 }
 
+async fn a_sign_out_closes_that_sessions_sockets_with_4402_and_no_other(app: TestApp) {
+    let admin = app.admin().await;
+    let ana = app.user(&admin, "agent", "Ana").await;
+    let email = app.get("/v1/me", &ana.token).await.expect(200).body["email"]
+        .as_str()
+        .expect("an e-mail")
+        .to_string();
+    let laptop = app.login(&email, crate::support::PASSWORD).await;
+    let at = addr(&app);
+    let mut phone_socket = Ws::connect(at, &ana, "ana's phone").await;
+    let mut laptop_socket = Ws::connect(at, &laptop, "ana's laptop").await;
+    app.send(
+        reqwest::Method::POST,
+        "/v1/auth/logout",
+        None,
+        Some(json!({"refresh_token": ana.refresh_token})),
+    )
+    .await
+    .expect(204);
+    assert_eq!(phone_socket.expect_close().await, Some(4402));
+    // The ended session cannot open another one; the other session's socket goes on.
+    let (status, body) = refused(at, Some(&ana.token), TokenIn::Header).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{body}"
+    );
+    laptop_socket.ready().await;
+    let inbox = fixtures::inbox(&app, &admin, "Support", json!({}), &[&ana]).await;
+    let line = sms_channel(&app, &admin, inbox, "+14155550000").await;
+    line.text(&app, &customer(1), "Hello").await;
+    laptop_socket.events(3).await;
+
+    // A new password ends every session of hers, this socket's included.
+    app.patch(
+        &format!("/v1/users/{}", ana.user_id),
+        &admin.token,
+        json!({"password": "an entirely new passphrase"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(laptop_socket.expect_close().await, Some(4402));
+}
+
 on_both_backends!(
+    a_sign_out_closes_that_sessions_sockets_with_4402_and_no_other,
     a_customer_message_reaches_the_inbox_members_and_admins_only,
     with_assigned_and_unassigned_an_agent_stops_hearing_of_a_colleagues_conversation,
     a_note_reaches_the_other_members_and_never_an_outsider,

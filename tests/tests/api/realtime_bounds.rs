@@ -175,7 +175,7 @@ async fn hundreds_of_sockets_connecting_at_once_get_a_few_presence_frames_each(a
     let sessions: Vec<Session> = people
         .iter()
         .map(|user| Session {
-            token: state.tokens.issue(user).expect("a token"),
+            token: state.tokens.issue(user, "").expect("a token"),
             refresh_token: String::new(),
             user_id: user.id.get(),
             org_id: admin.org_id,

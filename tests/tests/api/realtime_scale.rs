@@ -3,7 +3,8 @@
 //! receives every event it may see, once, in cursor order, whichever instance wrote it,
 //! with concurrent writers on both, and through a Redis outage (events are in the database
 //! first; the outage is a proxy the test cuts, never the machine's Redis). Another deployment
-//! on the same Redis is never heard. Presence and deactivation reach across instances. Runs
+//! on the same Redis is never heard. Presence, deactivation, sign-outs and new passwords reach
+//! across instances. Runs
 //! only on PostgreSQL with Redis; skipped, and said so, when either is unreachable, except
 //! under CI=true, where that fails.
 
@@ -875,6 +876,104 @@ async fn post_status(app: &TestApp, base: &str, session: &Session, status: &str)
     into_reply(response).await.expect(200);
 }
 
+/// Polls `GET /v1/me` at `base` with `token` until it answers `status` (at most 5 s, far
+/// less than the sign-in cache of the instance asked, so only the bus can have told it).
+async fn me_answers(app: &TestApp, base: &str, token: &str, status: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = app
+            .client()
+            .get(format!("{base}/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request reaches the server");
+        let reply = into_reply(response).await;
+        if reply.status == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {base}/v1/me kept answering {} {}",
+            reply.status,
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn sign_outs_and_new_passwords_end_access_at_once_on_every_instance(pair: Pair) {
+    let app = &pair.app;
+    let cast = cast(app).await;
+    // A third instance that would keep a checked sign-in for a minute: what ends Alex's
+    // access there within seconds is the bus.
+    let redis = pair.redis_url.clone();
+    let c = app
+        .spawn_another(|config| {
+            config.redis_url = Some(redis);
+            config.sign_in_cache_secs = 60;
+        })
+        .await;
+    let c_base = c.url("");
+    wait_ready(app, &c_base, 200, "ok").await;
+    let email = app.get("/v1/me", &cast.alex.token).await.expect(200).body["email"]
+        .as_str()
+        .expect("an e-mail")
+        .to_string();
+    let phone = &cast.alex;
+    let laptop = app.login(&email, support::PASSWORD).await;
+    me_answers(app, &c_base, &phone.token, 200, "phone before").await;
+    me_answers(app, &c_base, &laptop.token, 200, "laptop before").await;
+    let mut phone_socket = Ws::connect(c.addr, phone, "phone on C").await;
+    let mut laptop_socket = Ws::connect(c.addr, &laptop, "laptop on C").await;
+
+    // The phone signs out through A: on C its token is refused and its socket closes; the
+    // laptop's session goes on.
+    let response = app
+        .client()
+        .post(format!("{}/v1/auth/logout", pair.a_base()))
+        .json(&json!({"refresh_token": phone.refresh_token}))
+        .send()
+        .await
+        .expect("request reaches the server");
+    into_reply(response).await.expect(204);
+    assert_eq!(phone_socket.expect_close().await, Some(4402));
+    me_answers(app, &c_base, &phone.token, 401, "phone after its sign-out").await;
+    me_answers(
+        app,
+        &c_base,
+        &laptop.token,
+        200,
+        "laptop after the phone's sign-out",
+    )
+    .await;
+    // Its socket still answers.
+    laptop_socket.ready().await;
+
+    // An admin sets a new password through B: the laptop's session ends on C as well.
+    let response = app
+        .client()
+        .patch(format!("{}/v1/users/{}", pair.b_base(), cast.alex.user_id))
+        .bearer_auth(&cast.admin.token)
+        .json(&json!({"password": "an entirely new passphrase"}))
+        .send()
+        .await
+        .expect("request reaches the server");
+    into_reply(response).await.expect(200);
+    assert_eq!(laptop_socket.expect_close().await, Some(4402));
+    me_answers(
+        app,
+        &c_base,
+        &laptop.token,
+        401,
+        "laptop after the new password",
+    )
+    .await;
+    // The admin, who made the change, is not signed out anywhere.
+    me_answers(app, &c_base, &cast.admin.token, 200, "the admin").await;
+    c.stop().await;
+}
+
 /// Declares each listed `async fn(Pair)` as a PostgreSQL + Redis test.
 macro_rules! on_postgres_with_redis {
     ($($name:ident => $proxied:expr),* $(,)?) => {$(
@@ -894,6 +993,7 @@ on_postgres_with_redis!(
     deployments_sharing_one_redis_hear_only_their_own_events => false,
     a_client_connecting_after_an_outage_starts_from_the_present => true,
     presence_and_deactivation_reach_across_instances => false,
+    sign_outs_and_new_passwords_end_access_at_once_on_every_instance => false,
 );
 
 #[test]
