@@ -63,7 +63,7 @@ pub fn create_admin(
             };
             users::insert(conn, new).map_err(|error| match error {
                 StoreError::Conflict(_) => {
-                    StoreError::Config(format!("a user with e-mail {email} already exists"))
+                    StoreError::Config(format!("{org} already has a user with e-mail {email}"))
                 }
                 other => other,
             })?;

@@ -18,6 +18,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("this account is deactivated")]
     AccountDisabled,
+    /// The e-mail and password match accounts in several organizations: (id, name) of each.
+    #[error("this e-mail and password sign in to several organizations; choose one as org_id")]
+    OrganizationRequired(Vec<(i64, String)>),
     #[error("the request was refused")]
     Domain(#[from] DomainError),
     /// A state conflict (409) with its code: `email_taken`, `duplicate`, ….
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ApiError::InvalidCredentials => ErrorCode::InvalidCredentials,
             ApiError::AccountDisabled => ErrorCode::AccountDisabled,
+            ApiError::OrganizationRequired(_) => ErrorCode::OrganizationRequired,
             ApiError::Domain(error) => ErrorCode::of(error),
             ApiError::Conflict { code, .. } => *code,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
@@ -94,6 +98,18 @@ impl ApiError {
             code: code.to_string(),
             detail: Some(detail),
             errors,
+            organizations: match self {
+                ApiError::OrganizationRequired(choices) => Some(
+                    choices
+                        .iter()
+                        .map(|(id, name)| openapi::OrganizationChoice {
+                            id: *id,
+                            name: name.clone(),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
         }
     }
 }

@@ -12,6 +12,10 @@ pub struct LoginRequest {
     #[schema(example = "ana@example.com")]
     pub email: String,
     pub password: String,
+    /// Which organization to sign in to, when the e-mail and password match accounts in
+    /// several (the answer was `409 organization_required`, listing them). Otherwise omit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -20,6 +20,17 @@ pub struct Problem {
     /// Each invalid field, with `validation_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldProblem>>,
+    /// With `organization_required`: the organizations the e-mail and password sign in to;
+    /// sign in again naming one as `org_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organizations: Option<Vec<OrganizationChoice>>,
+}
+
+/// An organization a sign-in may choose.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrganizationChoice {
+    pub id: i64,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

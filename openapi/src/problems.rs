@@ -67,8 +67,11 @@ error_codes! {
     /// Something with this name, number or key already exists (or two requests created it at
     /// once and this one lost).
     Duplicate = ("duplicate", 409, "Conflict"),
-    /// Another user has this e-mail address.
+    /// Another user of this organization has this e-mail address.
     EmailTaken = ("email_taken", 409, "Conflict"),
+    /// The e-mail and password sign in to several organizations: sign in again with one of
+    /// the listed `organizations` as `org_id`.
+    OrganizationRequired = ("organization_required", 409, "Choose an organization"),
     /// The conversation changed between what the caller saw and their change (a newer
     /// message, a colleague a moment earlier): reload it and decide again.
     ConversationChanged = ("conversation_changed", 409, "Conflict"),

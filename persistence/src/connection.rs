@@ -346,6 +346,19 @@ impl Store {
         reverted.map_err(|error| StoreError::Config(format!("revert failed: {error}")))
     }
 
+    /// Reverts the newest applied migration, if any (the migration tests take a database
+    /// back one step, fill it, and apply the step again over the data).
+    pub fn revert_last(&self) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let reverted = match &mut **conn {
+            DbConnection::Postgresql(pg) => pg.revert_last_migration(PG_MIGRATIONS),
+            DbConnection::Sqlite(lite) => lite.revert_last_migration(SQLITE_MIGRATIONS),
+        };
+        reverted
+            .map(|version| Some(version.to_string()))
+            .map_err(|error| StoreError::Config(format!("revert failed: {error}")))
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn()?;

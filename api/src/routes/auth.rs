@@ -89,6 +89,7 @@ fn issue_tokens(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Malformed body", body = Problem),
         (status = 401, description = "`invalid_credentials` or `account_disabled`", body = Problem),
+        (status = 409, description = "`organization_required`: the e-mail and password sign in to several organizations, listed in `organizations`; sign in again with one as `org_id`", body = Problem),
         (status = 429, description = "`rate_limited`: too many failed attempts of this account from this client address (held 5 s, doubling per further failure, at most the window), or from this address across accounts; see `Retry-After`", body = Problem),
     )
 )]
@@ -98,7 +99,11 @@ pub async fn login(
     request: HttpRequest,
     body: Json<LoginRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let LoginRequest { email, password } = body.into_inner();
+    let LoginRequest {
+        email,
+        password,
+        org_id,
+    } = body.into_inner();
     let email = email.trim().to_lowercase();
     let address = client_address(&state, &request);
     state
@@ -108,30 +113,38 @@ pub async fn login(
 
     let lookup = email.clone();
     let found = db::read(&state.store, move |conn| {
-        Ok(users::find_for_login(conn, &lookup)?)
+        Ok(users::find_for_login(conn, &lookup, org_id.map(OrgId))?)
     })
     .await?;
     let decoy = state.decoy_hash.clone();
-    let (user, matches) = web::block(move || match found {
-        Some((user, hash)) => {
-            let matches = verify_password(&password, &hash);
-            (Some(user), matches)
-        }
-        None => {
+    // An address has one account per organization: the password picks which of them.
+    let mut matched = web::block(move || {
+        if found.is_empty() {
             // Same work as a wrong password, so timing does not tell which accounts exist.
             verify_password(&password, &decoy);
-            (None, false)
         }
+        found
+            .into_iter()
+            .filter(|(_, hash, _)| verify_password(&password, hash))
+            .map(|(user, _, org_name)| (user, org_name))
+            .collect::<Vec<_>>()
     })
     .await?;
 
-    let user = match (user, matches) {
-        (Some(user), true) => user,
-        _ => {
-            state.login_limiter.record_failure(&email, &address);
-            tracing::info!(target: "switchboard::auth", "failed sign-in");
-            return Err(ApiError::InvalidCredentials);
-        }
+    if matched.len() > 1 {
+        // Only someone who knows the password hears which organizations it opens.
+        state.login_limiter.record_success(&email, &address);
+        return Err(ApiError::OrganizationRequired(
+            matched
+                .into_iter()
+                .map(|(user, org_name)| (user.org_id.get(), org_name))
+                .collect(),
+        ));
+    }
+    let Some((user, _)) = matched.pop() else {
+        state.login_limiter.record_failure(&email, &address);
+        tracing::info!(target: "switchboard::auth", "failed sign-in");
+        return Err(ApiError::InvalidCredentials);
     };
     if !user.active {
         return Err(ApiError::AccountDisabled);

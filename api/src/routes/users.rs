@@ -88,7 +88,7 @@ pub async fn create_user(
         };
         users::insert(conn, new).map_err(on_conflict(
             ErrorCode::EmailTaken,
-            "a user with this e-mail already exists",
+            "a user of this organization has this e-mail",
         ))
     })
     .await?;

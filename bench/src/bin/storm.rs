@@ -149,8 +149,10 @@ async fn setup(args: &Args, client: &reqwest::Client) -> Result<Org, String> {
                 .map_err(|error| error.to_string())?;
             let keys = api::auth::TokenKeys::new(&secret, 6 * 3600);
             let admin = store
-                .read(|conn| users::find_for_login(conn, &email))
+                .read(|conn| users::find_for_login(conn, &email, None))
                 .map_err(|error| error.to_string())?
+                .into_iter()
+                .next()
                 .ok_or("the admin just created")?
                 .0;
             let org = admin.org_id;

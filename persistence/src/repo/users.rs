@@ -159,18 +159,36 @@ pub fn get_many(
         .collect()
 }
 
-/// The user and their password hash, for sign-in.
+/// Accounts of one address kept at most per sign-in (an address is unique per organization,
+/// so this is how many organizations one person may sign in to with it).
+pub const LOGIN_CANDIDATES: i64 = 20;
+
+/// The users with this e-mail (one per organization), with their password hashes and
+/// organization names, for sign-in; only `org`'s when it is given.
 pub fn find_for_login(
     conn: &mut DbConnection,
     email: &str,
-) -> Result<Option<(User, String)>, StoreError> {
-    let row: Option<(UserRow, String)> = users::table
+    org: Option<OrgId>,
+) -> Result<Vec<(User, String, String)>, StoreError> {
+    let mut query = users::table
+        .inner_join(crate::schema::organizations::table)
         .filter(users::email.eq(email))
-        .select((USER_COLUMNS, users::password_hash))
-        .first(conn)
-        .optional()?;
-    row.map(|(user, hash)| Ok((to_user(user)?, hash)))
-        .transpose()
+        .select((
+            USER_COLUMNS,
+            users::password_hash,
+            crate::schema::organizations::name,
+        ))
+        .order(users::id)
+        .limit(LOGIN_CANDIDATES)
+        .into_boxed();
+    if let Some(org) = org {
+        query = query.filter(users::org_id.eq(org.get()));
+    }
+    query
+        .load::<(UserRow, String, String)>(conn)?
+        .into_iter()
+        .map(|(user, hash, org_name)| Ok((to_user(user)?, hash, org_name)))
+        .collect()
 }
 
 pub fn list(

@@ -135,7 +135,7 @@ async fn an_admin_creates_users_of_every_role(app: TestApp) {
     .expect_problem(400, "bad_request");
 }
 
-async fn an_e_mail_address_belongs_to_one_user_whatever_its_case(app: TestApp) {
+async fn an_e_mail_address_belongs_to_one_user_of_the_organization_whatever_its_case(app: TestApp) {
     let admin = app.admin().await;
     create_user(&app, &admin.token, "ana@example.com", "Ana", "agent")
         .await
@@ -166,6 +166,110 @@ async fn an_e_mail_address_belongs_to_one_user_whatever_its_case(app: TestApp) {
         .filter(|user| user["email"] == "ana@example.com")
         .count();
     assert_eq!(anas, 1, "body: {}", listed.body);
+}
+
+async fn sign_in(app: &TestApp, body: Value) -> Reply {
+    app.send(reqwest::Method::POST, "/v1/auth/login", None, Some(body))
+        .await
+}
+
+/// An address is unique per organization: another organization's account with it is neither
+/// revealed nor in the way, and sign-in asks which organization only someone who knows the
+/// password of more than one.
+async fn an_e_mail_may_have_an_account_in_each_organization_and_sign_in_asks_which(app: TestApp) {
+    let acme = app.admin().await;
+    let beta = app.other_org("Beta").await;
+    let email = "ana@example.com";
+    let ana_at_acme = create_user(&app, &acme.token, email, "Ana", "agent")
+        .await
+        .expect(201);
+    // Beta creates its own Ana as if Acme's did not exist; a second one in Beta is refused.
+    let ana_at_beta = create_user(&app, &beta.token, email, "Ana B", "manager")
+        .await
+        .expect(201);
+    create_user(&app, &beta.token, " ANA@example.com", "Ana Again", "agent")
+        .await
+        .expect_problem(409, "email_taken");
+    assert_ne!(ana_at_acme.body["id"], ana_at_beta.body["id"]);
+    assert_eq!(ana_at_beta.body["org_id"], beta.org_id);
+
+    // One password for both: sign-in lists the two organizations and signs in to the one
+    // named.
+    let ask = sign_in(&app, json!({"email": email, "password": PASSWORD}))
+        .await
+        .expect_problem(409, "organization_required");
+    let mut offered: Vec<(i64, String)> = ask.body["organizations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no organizations in {}", ask.body))
+        .iter()
+        .map(|org| {
+            (
+                org["id"].as_i64().expect("an id"),
+                org["name"].as_str().expect("a name").to_string(),
+            )
+        })
+        .collect();
+    offered.sort();
+    let mut expected = vec![
+        (acme.org_id, "Acme".to_string()),
+        (beta.org_id, "Beta".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(offered, expected);
+    let at_beta = sign_in(
+        &app,
+        json!({"email": email, "password": PASSWORD, "org_id": beta.org_id}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(at_beta.body["user"]["id"], ana_at_beta.body["id"]);
+    assert_eq!(at_beta.body["user"]["role"], "manager");
+    // A wrong password says no more than for anyone else, organizations included.
+    let wrong = sign_in(
+        &app,
+        json!({"email": email, "password": "not her password"}),
+    )
+    .await
+    .expect_problem(401, "invalid_credentials");
+    assert!(wrong.body.get("organizations").is_none(), "{}", wrong.body);
+    // An organization where the address has no account is a wrong sign-in too.
+    let nobody = app.other_org("Gamma").await;
+    sign_in(
+        &app,
+        json!({"email": email, "password": PASSWORD, "org_id": nobody.org_id}),
+    )
+    .await
+    .expect_problem(401, "invalid_credentials");
+
+    // Beta gives its Ana another password: each password now opens one account, at once.
+    let beta_password = "beta's own passphrase";
+    app.patch(
+        &format!("/v1/users/{}", ana_at_beta.body["id"]),
+        &beta.token,
+        json!({"password": beta_password}),
+    )
+    .await
+    .expect(200);
+    let at_acme = app.login(email, PASSWORD).await;
+    assert_eq!(at_acme.org_id, acme.org_id);
+    assert_eq!(at_acme.user_id, ana_at_acme.body["id"]);
+    let at_beta = app.login(email, beta_password).await;
+    assert_eq!(at_beta.org_id, beta.org_id);
+    sign_in(
+        &app,
+        json!({"email": email, "password": beta_password, "org_id": acme.org_id}),
+    )
+    .await
+    .expect_problem(401, "invalid_credentials");
+    // Each account sees only its own organization.
+    let me = app.get("/v1/me", &at_acme.token).await.expect(200);
+    assert_eq!(me.body["org_id"], acme.org_id);
+    app.get(
+        &format!("/v1/users/{}", ana_at_beta.body["id"]),
+        &acme.token,
+    )
+    .await
+    .expect_problem(404, "not_found");
 }
 
 async fn a_manager_may_list_users_page_by_page_but_not_create_or_change_them(app: TestApp) {
@@ -779,7 +883,8 @@ async fn another_organization_cannot_see_or_touch_our_users_teams_and_tags(app: 
 
 on_both_backends!(
     an_admin_creates_users_of_every_role,
-    an_e_mail_address_belongs_to_one_user_whatever_its_case,
+    an_e_mail_address_belongs_to_one_user_of_the_organization_whatever_its_case,
+    an_e_mail_may_have_an_account_in_each_organization_and_sign_in_asks_which,
     a_manager_may_list_users_page_by_page_but_not_create_or_change_them,
     an_admin_changes_users_but_cannot_lock_themselves_out,
     managers_build_teams_and_agents_may_not,

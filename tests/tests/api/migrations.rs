@@ -53,6 +53,121 @@ fn migrations_apply_revert_and_reapply_on_postgres() {
     apply_revert_reapply(Backend::Postgres, "migrations::postgres");
 }
 
+/// The e-mail migration rebuilds SQLite's users table: applied over a database with users,
+/// sessions and conversations that point at them, it keeps every row and every reference,
+/// and foreign keys are enforced again afterwards.
+fn the_per_organization_e_mail_migration_keeps_users_and_what_points_at_them(
+    backend: Backend,
+    test_name: &str,
+) {
+    use persistence::diesel::{RunQueryDsl, sql_query};
+    let Some(db) = TestDb::create_empty(backend, test_name) else {
+        return;
+    };
+    let store = Store::open(db.url(), 1).expect("open");
+    store.migrate().expect("apply");
+    let reverted = store.revert_last().expect("revert the newest");
+    assert_eq!(
+        reverted
+            .as_deref()
+            .map(|version| version.starts_with("2026-12-04-000001")
+                || version.starts_with("20261204000001")),
+        Some(true),
+        "the newest migration is the e-mail one: {reverted:?}"
+    );
+    let (org, user) = store
+        .write(|conn| {
+            let org = orgs::insert(conn, "Acme")?;
+            let user = users::insert(
+                conn,
+                users::NewUser {
+                    org_id: org.id,
+                    email: "ana@example.com",
+                    name: "Ana",
+                    role: domain::Role::Agent,
+                    password_hash: "hash",
+                },
+            )?;
+            users::insert_refresh_token(
+                conn,
+                user.id,
+                "family",
+                "token hash",
+                persistence::now() + chrono::Duration::days(1),
+            )?;
+            Ok((org.id, user.id))
+        })
+        .expect("rows before the migration");
+    store.migrate().expect("apply again over the rows");
+
+    let kept = store
+        .read(|conn| users::get_signed_in(conn, org, user, "family"))
+        .expect("read");
+    let (kept, open) = kept.expect("the user is still there");
+    assert_eq!(
+        (kept.email.as_str(), kept.name.as_str(), open),
+        ("ana@example.com", "Ana", true)
+    );
+    // The address may now exist once per organization, and still only once in each.
+    store
+        .write(|conn| {
+            let beta = orgs::insert(conn, "Beta")?;
+            users::insert(
+                conn,
+                users::NewUser {
+                    org_id: beta.id,
+                    email: "ana@example.com",
+                    name: "Ana B",
+                    role: domain::Role::Agent,
+                    password_hash: "hash",
+                },
+            )
+        })
+        .expect("the same address in another organization");
+    let twice = store.write(|conn| {
+        users::insert(
+            conn,
+            users::NewUser {
+                org_id: org,
+                email: "ana@example.com",
+                name: "Ana again",
+                role: domain::Role::Agent,
+                password_hash: "hash",
+            },
+        )
+    });
+    assert!(
+        matches!(twice, Err(persistence::StoreError::Conflict(_))),
+        "{twice:?}"
+    );
+    // References into the rebuilt table still hold, and are enforced.
+    let dangling = store.write(|conn| {
+        sql_query(
+            "INSERT INTO refresh_tokens (user_id, family, token_hash, created_at, expires_at) \
+             VALUES (987654321, 'f', 'h', '2026-12-04 00:00:00', '2026-12-05 00:00:00')",
+        )
+        .execute(conn)
+        .map_err(persistence::StoreError::from)
+    });
+    assert!(dangling.is_err(), "a token of no user was accepted");
+}
+
+#[test]
+fn the_per_organization_e_mail_migration_keeps_users_on_sqlite() {
+    the_per_organization_e_mail_migration_keeps_users_and_what_points_at_them(
+        Backend::Sqlite,
+        "migrations::email_sqlite",
+    );
+}
+
+#[test]
+fn the_per_organization_e_mail_migration_keeps_users_on_postgres() {
+    the_per_organization_e_mail_migration_keeps_users_and_what_points_at_them(
+        Backend::Postgres,
+        "migrations::email_postgres",
+    );
+}
+
 #[test]
 fn an_unknown_database_scheme_is_an_error_not_a_new_file() {
     let dir = tempfile::tempdir().expect("tempdir");

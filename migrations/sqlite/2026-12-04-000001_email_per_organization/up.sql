@@ -1,0 +1,32 @@
+-- An e-mail address is unique within its organization, not across them (see the PostgreSQL
+-- migration of the same name). SQLite keeps a column's UNIQUE constraint for the life of the
+-- table, so the table is rebuilt (https://www.sqlite.org/lang_altertable.html, "other kinds
+-- of table schema changes"): foreign keys off, one transaction, references checked at the end.
+PRAGMA foreign_keys = OFF;
+BEGIN;
+CREATE TABLE users_rebuilt (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id BIGINT NOT NULL REFERENCES organizations (id),
+    email TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    active BOOLEAN NOT NULL DEFAULT TRUE,
+    status TEXT NOT NULL DEFAULT 'offline',
+    status_message TEXT,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    token_epoch BIGINT NOT NULL DEFAULT 0,
+    CONSTRAINT users_org_email UNIQUE (org_id, email)
+);
+INSERT INTO users_rebuilt (id, org_id, email, name, role, password_hash, active, status,
+                           status_message, created_at, updated_at, token_epoch)
+SELECT id, org_id, email, name, role, password_hash, active, status, status_message,
+       created_at, updated_at, token_epoch
+FROM users;
+DROP TABLE users;
+ALTER TABLE users_rebuilt RENAME TO users;
+CREATE INDEX users_org ON users (org_id, id);
+CREATE INDEX users_email ON users (email);
+COMMIT;
+PRAGMA foreign_keys = ON;
