@@ -1,6 +1,6 @@
 # Switchboard: the two commands are `make run` and `make test`.
 CARGO ?= cargo
-SKIP_LOG := $(CURDIR)/target/skipped-postgres-tests.txt
+SKIP_LOG := $(CURDIR)/target/skipped-tests.txt
 # Tests wait on sockets and databases more than on the CPU.
 TEST_THREADS ?= 4
 
@@ -15,14 +15,14 @@ CONVERSATIONS ?= 5000
 seed-demo:
 	$(CARGO) run -p switchboard-api --bin switchboard -- seed-demo --conversations $(CONVERSATIONS)
 
-## test: the whole suite; PostgreSQL tests are skipped (and listed) when PostgreSQL is unreachable
+## test: the whole suite; tests of PostgreSQL, Redis or object storage (moto) are skipped, and listed, when that is unreachable
 test:
 	@mkdir -p target && rm -f $(SKIP_LOG)
 	SWITCHBOARD_TEST_SKIP_LOG=$(SKIP_LOG) $(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 	@if [ -s $(SKIP_LOG) ]; then \
-		echo "PostgreSQL was unreachable: skipped $$(wc -l < $(SKIP_LOG)) PostgreSQL test(s):"; \
+		echo "Skipped $$(wc -l < $(SKIP_LOG)) test(s) whose service was unreachable:"; \
 		sort $(SKIP_LOG) | sed 's/^/  /'; \
-		echo "Set SWITCHBOARD_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) to run them."; \
+		echo "PostgreSQL: SWITCHBOARD_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres); Redis: SWITCHBOARD_TEST_REDIS_URL; object storage: moto_server on the PATH (pip install 'moto[server]') or SWITCHBOARD_TEST_MOTO."; \
 	fi
 
 ## lint: formatting and clippy, warnings are errors

@@ -47,9 +47,30 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_ATTACHMENT_LINK_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub attachment_link_ttl: u64,
 
-    /// Where attachments are stored.
+    /// Where attachments are stored when `storage_url` is unset.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// `s3://bucket/prefix`: attachments on S3-compatible object storage, which every
+    /// instance shares; unset: files under the data directory (one instance only).
+    #[arg(long, env = "SWITCHBOARD_STORAGE_URL")]
+    pub storage_url: Option<String>,
+
+    /// The object storage's endpoint (MinIO, Ceph, R2, …); unset: AWS.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub storage_endpoint: Option<String>,
+
+    /// The object storage's region.
+    #[arg(long, env = "AWS_REGION")]
+    pub storage_region: Option<String>,
+
+    /// The object storage's access key id (or the usual AWS credential chain when unset).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub storage_key_id: Option<String>,
+
+    /// The object storage's secret access key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub storage_secret: Option<String>,
 
     /// First start with an empty database: the organization to create.
     #[arg(long, env = "SWITCHBOARD_BOOTSTRAP_ORG", default_value = "Switchboard")]

@@ -11,7 +11,6 @@ pub mod contract;
 pub mod db;
 pub mod delivery;
 pub mod error;
-pub mod files;
 pub mod links;
 pub mod live;
 pub mod metrics;
@@ -22,6 +21,7 @@ pub mod routes;
 pub mod seed;
 pub mod service;
 pub mod state;
+pub mod storage;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -161,6 +161,7 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
     // Databases from before contact search get their contacts' terms, once.
     store.write(persistence::repo::contacts::backfill_terms)?;
     let generated_password = bootstrap::first_start(&store, &config)?;
+    let storage = storage::Storage::open(&config).map_err(StartError::Config)?;
     let sign_ins = Arc::new(auth::SignIns::new(Duration::from_secs(
         config.sign_in_cache_secs,
     )));
@@ -205,6 +206,7 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
         tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
         links: links::AttachmentLinks::new(&secret, config.attachment_link_ttl),
         sign_ins,
+        storage,
         login_limiter: rate_limit::LoginLimiter::new(
             Duration::from_secs(config.login_window),
             config.login_failures_per_account,

@@ -17,6 +17,8 @@ pub struct AppState {
     pub links: crate::links::AttachmentLinks,
     pub config: Config,
     pub login_limiter: LoginLimiter,
+    /// Where attachment bytes live (a local directory or object storage).
+    pub storage: crate::storage::Storage,
     /// Sign-ins checked a moment ago (see `auth::SignIns`).
     pub sign_ins: Arc<crate::auth::SignIns>,
     pub metrics: Metrics,

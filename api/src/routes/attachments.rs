@@ -9,10 +9,11 @@ use futures_util::TryStreamExt;
 use openapi::{Attachment, AttachmentLinkQuery, Problem, UploadForm};
 
 use crate::auth::Caller;
+use crate::db;
 use crate::error::ApiError;
 use crate::service::attachments;
 use crate::state::AppState;
-use crate::{db, files};
+use crate::storage::Storage;
 
 /// Uploads a file to attach to a message (`attachment_ids`). Its type is sniffed from its
 /// bytes: images (JPEG, PNG, GIF), PDF, vCard, audio, video.
@@ -34,53 +35,108 @@ pub async fn upload_attachment(
     caller: Caller,
     mut form: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.config.max_upload;
-    let bad = |error: actix_multipart::MultipartError| {
-        ApiError::BadRequest(format!("invalid multipart body: {error}"))
-    };
-    let mut upload = None;
-    while let Some(mut field) = form.try_next().await.map_err(bad)? {
-        if field.name() != Some("file") {
-            // Drain parts we do not use.
-            while field.try_next().await.map_err(bad)?.is_some() {}
+    let actor = caller.actor();
+    let mut file = None;
+    while let Some(field) = form.try_next().await.map_err(bad_multipart)? {
+        if field.name() != Some("file") || file.is_some() {
+            drain(field).await?;
             continue;
         }
-        let declared = field
-            .content_type()
-            .map(|mime| mime.essence_str().to_string());
-        let filename = field
-            .content_disposition()
-            .and_then(|disposition| disposition.get_filename())
-            .unwrap_or("file")
-            .to_string();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.try_next().await.map_err(bad)? {
-            if bytes.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        upload = Some((declared, filename, bytes));
+        file = Some(store_part(&state, actor.org_id, field).await?);
     }
-    let (declared, filename, bytes) = upload.ok_or_else(|| {
+    let file = file.ok_or_else(|| {
         ApiError::BadRequest("send the file in a multipart part named `file`".into())
     })?;
-    let sniffed = attachments::check_upload(&bytes, declared.as_deref())?;
-    let actor = caller.actor();
-    let data_dir = state.config.data_dir.clone();
-    let size = bytes.len();
-    let key = web::block(move || files::save(&data_dir, actor.org_id, &bytes)).await??;
-    let file = attachments::StoredFile {
+    let key = file.key.clone();
+    let recorded = db::write(&state.store, move |conn| {
+        attachments::record(conn, actor.org_id, Some(actor.user_id), None, &file)
+    })
+    .await;
+    match recorded {
+        Ok(stored) => Ok(HttpResponse::Created().json(attachments::present(&stored))),
+        Err(error) => {
+            // Not recorded: the bytes are nobody's.
+            state.storage.remove(&key).await;
+            Err(error)
+        }
+    }
+}
+
+fn bad_multipart(error: actix_multipart::MultipartError) -> ApiError {
+    ApiError::BadRequest(format!("invalid multipart body: {error}"))
+}
+
+/// Reads a part we do not use to its end.
+async fn drain(mut field: actix_multipart::Field) -> Result<(), ApiError> {
+    while field.try_next().await.map_err(bad_multipart)?.is_some() {}
+    Ok(())
+}
+
+/// Bytes enough to tell a file's type (see `domain::attachments::sniff`).
+const SNIFF_BYTES: usize = 512;
+
+/// Streams the `file` part to storage as it arrives: its first bytes are checked before
+/// anything is written, and a part that fails (too large, a broken body, storage away)
+/// leaves nothing behind.
+async fn store_part(
+    state: &AppState,
+    org: domain::OrgId,
+    mut field: actix_multipart::Field,
+) -> Result<attachments::StoredFile, ApiError> {
+    let limit = state.config.max_upload;
+    let declared = field
+        .content_type()
+        .map(|mime| mime.essence_str().to_string());
+    let filename = field
+        .content_disposition()
+        .and_then(|disposition| disposition.get_filename())
+        .unwrap_or("file")
+        .to_string();
+    // The head, to sniff; then the rest, chunk by chunk.
+    let mut head = web::BytesMut::new();
+    let mut ended = false;
+    while head.len() < SNIFF_BYTES {
+        match field.try_next().await.map_err(bad_multipart)? {
+            Some(chunk) => {
+                if head.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                head.extend_from_slice(&chunk);
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    let sniffed = attachments::check_upload(&head, declared.as_deref())?;
+    let key = Storage::new_key(org);
+    let mut upload = state.storage.upload(&key, limit).await?;
+    let written: Result<(), ApiError> = async {
+        upload.write(head.freeze()).await?;
+        if !ended {
+            while let Some(chunk) = field.try_next().await.map_err(bad_multipart)? {
+                upload.write(chunk).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = written {
+        upload.abort().await;
+        if matches!(error, ApiError::PayloadTooLarge) {
+            // The client is still sending; read the rest so the answer reaches it.
+            let _ = drain(field).await;
+        }
+        return Err(error);
+    }
+    let size = upload.finish().await?;
+    Ok(attachments::StoredFile {
         sniffed,
         size,
         filename,
         key,
-    };
-    let stored = db::write(&state.store, move |conn| {
-        attachments::record(conn, actor.org_id, Some(actor.user_id), None, &file)
     })
-    .await?;
-    Ok(HttpResponse::Created().json(attachments::present(&stored)))
 }
 
 /// The file's bytes, for whoever may see the conversation it was sent in, the members of the
@@ -141,14 +197,14 @@ async fn file_response(
     state: &AppState,
     item: persistence::repo::attachments::Attachment,
 ) -> Result<HttpResponse, ApiError> {
-    let data_dir = state.config.data_dir.clone();
-    let key = item.storage_key.clone();
-    let bytes = web::block(move || files::load(&data_dir, &key)).await??;
+    let bytes = state.storage.read(&item.storage_key).await?;
+    let size = u64::try_from(item.size).unwrap_or_default();
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, item.content_type))
         .insert_header(disposition(&item.filename))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(bytes))
+        .no_chunking(size)
+        .streaming(bytes))
 }
 
 /// `attachment` with the stored name: a plain ASCII `filename` every client reads, and the

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::service::events::{self, Outbox};
 use crate::service::messaging;
 use crate::state::AppState;
+use crate::storage::Storage;
 
 pub const SIGNATURE_HEADER: &str = "X-Switchboard-Signature";
 
@@ -113,8 +114,14 @@ async fn store_inbound_files(
             );
             continue;
         };
-        let (data_dir, org, size) = (state.config.data_dir.clone(), channel.org_id, bytes.len());
-        let key = web::block(move || crate::files::save(&data_dir, org, &bytes)).await??;
+        let (key, size) = (Storage::new_key(channel.org_id), bytes.len());
+        if let Err(error) = state.storage.put(&key, bytes.into()).await {
+            state
+                .storage
+                .remove_all(files.into_iter().map(|file: StoredFile| file.key))
+                .await;
+            return Err(error);
+        }
         files.push(StoredFile {
             sniffed,
             size,
@@ -154,11 +161,29 @@ pub async fn receive_inbound_message(
     // The provider's id as it is stored, so a replay padded with spaces finds the original.
     inbound.external_id = inbound.external_id.trim().to_string();
     let files = store_inbound_files(&state, &channel, &inbound).await?;
+    let outcome = record_inbound(&state, &channel, &inbound, &files).await;
+    if !matches!(outcome, Ok((_, true))) {
+        // Refused, or a replay that another request recorded: the files stored for this
+        // one are nobody's.
+        let keys = files.into_iter().map(|file| file.key);
+        state.storage.remove_all(keys).await;
+    }
+    outcome.map(|(result, _)| web::Json(result))
+}
+
+/// Records an inbound message with its stored files, retrying when a concurrent message of
+/// the same customer conflicted. `true` when this request recorded it (and its files).
+async fn record_inbound(
+    state: &AppState,
+    channel: &Channel,
+    inbound: &InboundMessage,
+    files: &[StoredFile],
+) -> Result<(InboundResult, bool), ApiError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
         let attempt = {
-            let (channel, inbound, files) = (channel.clone(), inbound.clone(), files.clone());
+            let (channel, inbound, files) = (channel.clone(), inbound.clone(), files.to_vec());
             db::write(&state.store, move |conn| {
                 let mut outbox = Outbox::new();
                 let result = messaging::receive(conn, &channel, &inbound, &files, &mut outbox)?;
@@ -168,8 +193,8 @@ pub async fn receive_inbound_message(
         };
         match attempt {
             Ok((result, logged)) => {
-                logged.publish(&state);
-                return Ok(web::Json(result));
+                logged.publish(state);
+                return Ok(result);
             }
             Err(ApiError::Conflict { .. }) => {
                 // A concurrent replay of the same message committed first: answer with its ids.
@@ -184,10 +209,11 @@ pub async fn receive_inbound_message(
                 })
                 .await?;
                 if let Some((conversation, message)) = replayed {
-                    return Ok(web::Json(InboundResult {
+                    let ids = InboundResult {
                         conversation_id: conversation.get(),
                         message_id: message.get(),
-                    }));
+                    };
+                    return Ok((ids, false));
                 }
                 // Another message from the same customer created their contact or their open
                 // conversation first (several texts at once, e.g. a long one split by the

@@ -32,11 +32,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Some(_) if state.bus.healthy() => "ok",
         Some(_) => "down",
     };
+    let storage = match state.storage.kind() {
+        "local" => "local",
+        _ if state.storage.reachable().await => "ok",
+        _ => "down",
+    };
     let ready = database_ok && redis != "down";
     let body = Readiness {
         status: if ready { "ok" } else { "unavailable" }.to_string(),
         database: if database_ok { "ok" } else { "down" }.to_string(),
         redis: redis.to_string(),
+        storage: storage.to_string(),
     };
     if ready {
         HttpResponse::Ok().json(body)

@@ -319,21 +319,26 @@ pub fn start(
 }
 
 /// A customer's message from the channel provider. The caller checked the signature.
+/// `Ok((ids, false))`: the message was received before (a replay), and `files` were not
+/// recorded.
 pub fn receive(
     conn: &mut DbConnection,
     channel: &Channel,
     inbound: &wire::InboundMessage,
     files: &[uploads::StoredFile],
     outbox: &mut Outbox,
-) -> Result<wire::InboundResult, ApiError> {
+) -> Result<(wire::InboundResult, bool), ApiError> {
     let org = channel.org_id;
     if let Some((conversation, message)) =
         receipts::find_inbound(conn, channel.id, &inbound.external_id)?
     {
-        return Ok(wire::InboundResult {
-            conversation_id: conversation.get(),
-            message_id: message.get(),
-        });
+        return Ok((
+            wire::InboundResult {
+                conversation_id: conversation.get(),
+                message_id: message.get(),
+            },
+            false,
+        ));
     }
     let external_id = validate::text("external_id", &inbound.external_id, 200)?;
     let address = if channel.channel_type.uses_phone_number() {
@@ -415,10 +420,13 @@ pub fn receive(
     if is_new {
         super::auto_assign::route(conn, org, &mut conversation, outbox)?;
     }
-    Ok(wire::InboundResult {
-        conversation_id: conversation.id().get(),
-        message_id: message_id.get(),
-    })
+    Ok((
+        wire::InboundResult {
+            conversation_id: conversation.id().get(),
+            message_id: message_id.get(),
+        },
+        true,
+    ))
 }
 
 /// A delivery report: the message's status follows the provider's, forward only. The

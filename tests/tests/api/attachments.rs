@@ -74,7 +74,7 @@ fn big_jpeg(size: usize) -> Vec<u8> {
 }
 
 /// A PNG padded to `size` bytes.
-fn big_png(size: usize) -> Vec<u8> {
+pub(crate) fn big_png(size: usize) -> Vec<u8> {
     let mut bytes = png();
     bytes.resize(size, 0xA5);
     bytes
@@ -101,7 +101,7 @@ fn exe() -> Vec<u8> {
 }
 
 /// Standard base64 with padding, as channel providers inline files.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

@@ -21,6 +21,7 @@ mod delivery;
 mod fixtures;
 mod list_plans;
 mod migrations;
+mod object_storage;
 mod outbound_files;
 mod races;
 mod realtime;
