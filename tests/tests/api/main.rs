@@ -10,6 +10,7 @@ mod admin_channels;
 mod admin_inboxes;
 mod attachments;
 mod auth;
+mod authz_matrix;
 mod chats;
 mod compression;
 mod contacts;
