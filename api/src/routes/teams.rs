@@ -123,7 +123,7 @@ pub async fn get_team(
     request_body = UpdateTeam,
     responses(
         (status = 200, body = Team),
-        (status = 403, description = "`forbidden`: only admins manage teams", body = Problem),
+        (status = 403, description = "`forbidden`: only admins and managers manage teams", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "`duplicate` name", body = Problem),
         (status = 422, body = Problem),

@@ -347,9 +347,17 @@ pub fn merge(
     } else {
         (other, keep)
     };
-    let first = locked(conn, actor, first)?;
-    let second = contacts::lock(conn, actor.org_id, second)?
-        .ok_or_else(|| DomainError::invalid("other_id", "no such contact"))?;
+    // Locked in id order (two merges of the same pair cannot deadlock); a missing contact is
+    // answered for its role whichever was locked first: the path's is 404, the body's 422.
+    let missing = |id: ContactId| -> ApiError {
+        if id == keep {
+            ApiError::not_found()
+        } else {
+            DomainError::invalid("other_id", "no such contact").into()
+        }
+    };
+    let first = contacts::lock(conn, actor.org_id, first)?.ok_or_else(|| missing(first))?;
+    let second = contacts::lock(conn, actor.org_id, second)?.ok_or_else(|| missing(second))?;
     let (kept, merged_in) = if first.id == keep {
         (first, second)
     } else {

@@ -545,6 +545,20 @@ async fn merging_moves_numbers_conversations_favorites_and_opt_outs(app: TestApp
     app.get(&format!("/v1/contacts/{other}"), &team.manager.token)
         .await
         .expect_problem(404, "not_found");
+    // The merged-in contact is gone: named in the body it is a bad `other_id`, in the path an
+    // unknown contact, whichever of the two ids is the lower.
+    let refused = app
+        .post(&path, &team.manager.token, json!({"other_id": other}))
+        .await
+        .expect_problem(422, "validation_failed");
+    assert_eq!(refused.body["errors"][0]["field"], "other_id");
+    app.post(
+        &format!("/v1/contacts/{other}/merge"),
+        &team.manager.token,
+        json!({"other_id": keep}),
+    )
+    .await
+    .expect_problem(404, "not_found");
     for conversation in [old, open] {
         let seen = fixtures::conversation(&app, &team.manager, conversation).await;
         assert_eq!(seen["contact"]["id"], keep);
