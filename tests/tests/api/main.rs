@@ -18,12 +18,14 @@ mod conversation_rules;
 mod conversations;
 mod counts;
 mod delivery;
+mod fault_drills;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
 mod list_plans;
 mod migrations;
 mod object_storage;
 mod outbound_files;
+mod proxy;
 mod races;
 mod realtime;
 mod realtime_bounds;

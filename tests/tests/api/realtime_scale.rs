@@ -10,17 +10,17 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api::Running;
 use futures_util::FutureExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::task::AbortHandle;
+use tokio::net::TcpStream;
 
 use crate::fixtures::{self, customer, sms_channel};
+use crate::proxy::Proxy;
 use crate::realtime::{
     PATIENCE, Ws, assert_increasing, conversation_of, cursor, inbound_at, latest_cursor,
     replay_all, types,
@@ -214,85 +214,6 @@ async fn post_at(app: &TestApp, base: &str, path: &str, session: &Session, body:
         .await
         .expect("request reaches the server");
     into_reply(response).await
-}
-
-// ---------------------------------------------------------------------------------------
-// A cuttable route to Redis
-
-/// A TCP proxy to Redis on 127.0.0.1:<port> that the test can cut (closing every
-/// connection and the port) and restore on the same port. Only this test's instances go
-/// through it; the machine's Redis is untouched.
-struct Proxy {
-    port: u16,
-    upstream: String,
-    listener: Mutex<Option<AbortHandle>>,
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Arc<Proxy> {
-        let listener = listen(0).expect("a free port for the Redis proxy");
-        let port = listener.local_addr().expect("proxy address").port();
-        let proxy = Arc::new(Proxy {
-            port,
-            upstream,
-            listener: Mutex::new(None),
-            connections: Arc::default(),
-        });
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let upstream = self.upstream.clone();
-        let connections = self.connections.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                let mut open = connections.lock().unwrap();
-                open.retain(|handle| !handle.is_finished());
-                open.push(forward.abort_handle());
-            }
-        });
-        *self.listener.lock().unwrap() = Some(task.abort_handle());
-    }
-
-    /// Redis "goes away": the port closes and every open connection drops.
-    fn cut(&self) {
-        if let Some(listener) = self.listener.lock().unwrap().take() {
-            listener.abort();
-        }
-        for connection in self.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
-    }
-
-    /// Redis is back, on the same address.
-    async fn restore(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            match listen(self.port) {
-                Ok(listener) => return self.serve(listener),
-                Err(error) if Instant::now() < deadline => {
-                    eprintln!("proxy port {} not free yet: {error}", self.port);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(error) => panic!("cannot listen again on port {}: {error}", self.port),
-            }
-        }
-    }
-}
-
-fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(([127, 0, 0, 1], port).into())?;
-    socket.listen(128)
 }
 
 // ---------------------------------------------------------------------------------------
