@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use crate::fixtures::{self, customer, sms_channel};
 use crate::proxy::Proxy;
 use crate::realtime::{
-    PATIENCE, Ws, assert_increasing, conversation_of, cursor, inbound_at, latest_cursor,
+    PATIENCE, Ws, assert_increasing, conversation_of, cursor, inbound_at, is_event, latest_cursor,
     replay_all, types,
 };
 use crate::support::{self, Backend, Reply, Session, TestApp, into_reply};
@@ -895,6 +895,176 @@ async fn sign_outs_and_new_passwords_end_access_at_once_on_every_instance(pair: 
     c.stop().await;
 }
 
+/// A request sent by hand on its own connection: its head and the first half of its body
+/// now, the rest when `finish` is called, so the server has it in flight meanwhile.
+struct HalfSent {
+    stream: TcpStream,
+    rest: Vec<u8>,
+}
+
+impl HalfSent {
+    async fn start(addr: std::net::SocketAddr, path: &str, token: &str, body: &Value) -> HalfSent {
+        let body = body.to_string().into_bytes();
+        let mut stream = TcpStream::connect(addr).await.expect("a connection");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (first, rest) = body.split_at(body.len() / 2);
+        stream.write_all(head.as_bytes()).await.expect("the head");
+        stream.write_all(first).await.expect("half the body");
+        stream.flush().await.expect("flushed");
+        HalfSent {
+            stream,
+            rest: rest.to_vec(),
+        }
+    }
+
+    /// Sends the rest and reads the status line's code.
+    async fn finish(mut self) -> u16 {
+        self.stream
+            .write_all(&self.rest)
+            .await
+            .expect("the rest of the body");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(PATIENCE, self.stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP answer: {answer:?}"))
+    }
+}
+
+/// One of the instances is stopped as SIGTERM stops it (`shut_down`, then the delivery
+/// worker), under traffic: the request it has in flight finishes, its sockets close with
+/// 1001, the client resumes on the other instance without a gap or a repeat, and the
+/// replies it queued reach the provider once each.
+async fn an_instance_stopped_under_traffic_finishes_its_work_and_clients_move_on(pair: Pair) {
+    let app = &pair.app;
+    let provider = crate::delivery::Provider::start(200).await;
+    let admin = app.admin().await;
+    let alex = app.user(&admin, "agent", "Alex Agent").await;
+    let inbox = fixtures::inbox(app, &admin, "Support", json!({}), &[&alex]).await;
+    let line = fixtures::channel(
+        app,
+        &admin,
+        inbox,
+        json!({"type": "sms", "address": "+14155550100", "name": "Main line", "outbound_url": provider.url}),
+    )
+    .await;
+    // The instance that will be stopped: C, beside A and B.
+    let redis = pair.redis_url.clone();
+    let c = app
+        .spawn_another(|config| {
+            config.redis_url = Some(redis);
+            config.delivery_base_delay_ms = 50;
+            config.shutdown_timeout = 5;
+        })
+        .await;
+    let c_base = c.url("");
+    wait_ready(app, &c_base, 200, "ok").await;
+    let conversation =
+        inbound_at(app, &pair.a_base(), &line, &customer(1), "hello").await["conversation_id"]
+            .as_i64()
+            .expect("a conversation");
+    let start = latest_cursor(app, &admin).await;
+    let mut on_c = Ws::connect(c.addr, &alex, "alex on C").await;
+
+    // Replies through C, then one more left in flight, half-sent, as C is told to stop.
+    let path = format!("/v1/conversations/{conversation}/messages");
+    for n in 0..4 {
+        post_at(
+            app,
+            &c_base,
+            &path,
+            &alex,
+            json!({"body": format!("reply {n}")}),
+        )
+        .await
+        .expect(201);
+    }
+    // C delivers them live.
+    let mut seen = Vec::new();
+    loop {
+        let event = on_c.next_event().await;
+        let last_reply =
+            event["type"] == "message.created" && event["data"]["message"]["body"] == "reply 3";
+        seen.push(event);
+        if last_reply {
+            break;
+        }
+    }
+    let in_flight =
+        HalfSent::start(c.addr, &path, &alex.token, &json!({"body": "in flight"})).await;
+    let stopping = c.stop();
+    let finishing = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        in_flight.finish().await
+    };
+    let ((), status) = futures_util::join!(stopping, finishing);
+    assert_eq!(
+        status, 201,
+        "the request in flight at the stop was finished"
+    );
+    // The socket on C closed with 1001 (going away).
+    let (frames, closed) = on_c.collect(PATIENCE).await;
+    assert_eq!(closed, Some(Some(1001)), "{frames:?}");
+    seen.extend(frames.into_iter().filter(is_event));
+
+    // Meanwhile the customer writes again, through A; the client resumes on A.
+    inbound_at(app, &pair.a_base(), &line, &customer(1), "still there?").await;
+    let last = cursor(seen.last().expect("events before the stop"));
+    let mut on_a = Ws::open(
+        pair.app.running().addr,
+        &alex,
+        crate::realtime::TokenIn::Header,
+        "alex on A",
+    )
+    .await;
+    on_a.send(json!({"type": "resume", "after": last.to_string()}))
+        .await;
+    let (frames, closed) = on_a.collect(std::time::Duration::from_secs(2)).await;
+    assert_eq!(closed, None, "{frames:?}");
+    seen.extend(frames.into_iter().filter(is_event));
+    // No gap, no repeat: exactly the log since the socket on C opened, the reply in flight
+    // and the message written during the switch included.
+    assert_eq!(replay_all(app, &pair.a_base(), &alex, start).await, seen);
+    let bodies: Vec<&str> = seen
+        .iter()
+        .filter(|event| event["type"] == "message.created")
+        .filter_map(|event| event["data"]["message"]["body"].as_str())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "reply 0",
+            "reply 1",
+            "reply 2",
+            "reply 3",
+            "in flight",
+            "still there?"
+        ]
+    );
+
+    // Every reply reached the provider once, whoever sent it.
+    let delivered = provider.wait_for(5).await;
+    let mut ids: Vec<i64> = delivered
+        .iter()
+        .map(crate::delivery::Seen::message_id)
+        .collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "a reply was sent twice: {ids:?}");
+    // And none comes again later (the surviving instances' workers have polled by then).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(provider.seen().len(), 5, "a reply was sent again after its 2xx");
+    provider.stop().await;
+}
+
 /// Declares each listed `async fn(Pair)` as a PostgreSQL + Redis test.
 macro_rules! on_postgres_with_redis {
     ($($name:ident => $proxied:expr),* $(,)?) => {$(
@@ -915,6 +1085,7 @@ on_postgres_with_redis!(
     a_client_connecting_after_an_outage_starts_from_the_present => true,
     presence_and_deactivation_reach_across_instances => false,
     sign_outs_and_new_passwords_end_access_at_once_on_every_instance => false,
+    an_instance_stopped_under_traffic_finishes_its_work_and_clients_move_on => false,
 );
 
 #[test]
