@@ -182,6 +182,11 @@ pub struct Config {
         default_value_t = 1000
     )]
     pub delivery_base_delay_ms: u64,
+
+    /// How long one delivery attempt may take (connecting, sending, the provider's answer),
+    /// in milliseconds; longer counts as a failed attempt ("timed out").
+    #[arg(long, env = "SWITCHBOARD_DELIVERY_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=50_000))]
+    pub delivery_timeout_ms: u64,
 }
 
 impl Config {

@@ -34,10 +34,9 @@ const BATCH: i64 = 16;
 /// How often the queue is looked at when nothing pokes the worker: retries, other
 /// instances' leftovers and expired leases are found this way.
 const POLL: Duration = Duration::from_millis(500);
-/// The whole request, response included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longer than any one send can take (the request timeout plus the database), so a lease
+/// Longer than any one send can take (the request timeout, at most 50 s, plus the
+/// database), so a lease
 /// only runs out when its instance died; then the row is due again.
 const LEASE_SECONDS: i64 = 60;
 const MAX_DELAY_MS: u64 = 5 * 60 * 1000;
@@ -73,8 +72,10 @@ impl Worker {
 /// Starts the worker on the current (actix) runtime.
 pub fn start(state: web::Data<AppState>) -> Result<Worker, String> {
     let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(Duration::from_millis(state.config.delivery_timeout_ms))
+        .connect_timeout(
+            CONNECT_TIMEOUT.min(Duration::from_millis(state.config.delivery_timeout_ms)),
+        )
         // A redirect would re-send a signed body somewhere nobody configured (and turn the
         // POST into a GET): it counts as a failed attempt instead.
         .redirect(reqwest::redirect::Policy::none())
@@ -362,18 +363,18 @@ fn record(
                 // So the provider's status callbacks, which name it by its id, find it.
                 messages::set_external_id(conn, due.message_id, external_id)?;
             }
-            set_status(conn, due, DeliveryStatus::Sent, &mut outbox)?;
+            set_status(conn, due, DeliveryStatus::Sent, None, &mut outbox)?;
             deliveries::complete(conn, due.id)?;
         }
         (Outcome::Sandbox, _) => {
-            set_status(conn, due, DeliveryStatus::Sent, &mut outbox)?;
+            set_status(conn, due, DeliveryStatus::Sent, None, &mut outbox)?;
             deliveries::complete(conn, due.id)?;
         }
         (Outcome::Failed(error), Some(at)) => {
             deliveries::retry_later(conn, due.id, attempts, at, error)?
         }
         (Outcome::Failed(error) | Outcome::Undeliverable(error), _) => {
-            set_status(conn, due, DeliveryStatus::Failed, &mut outbox)?;
+            set_status(conn, due, DeliveryStatus::Failed, Some(error), &mut outbox)?;
             deliveries::give_up(conn, due.id, Some(attempts), error)?;
         }
     }
@@ -387,6 +388,7 @@ fn set_status(
     conn: &mut DbConnection,
     due: &Due,
     status: DeliveryStatus,
+    error: Option<&str>,
     outbox: &mut Outbox,
 ) -> Result<(), ApiError> {
     let Some(message) = messages::get(conn, due.org_id, due.message_id)? else {
@@ -395,7 +397,7 @@ fn set_status(
     if message.delivery_status != Some(DeliveryStatus::Queued) {
         return Ok(());
     }
-    let Some(updated) = messages::advance_delivery_status(conn, message.id, status)? else {
+    let Some(updated) = messages::advance_delivery_status(conn, message.id, status, error)? else {
         return Ok(());
     };
     let conversation = conversations::get(conn, due.org_id, updated.conversation_id)?

@@ -294,6 +294,9 @@ pub struct Message {
     pub reactions: Vec<Reaction>,
     /// Outbound messages only.
     pub delivery_status: Option<DeliveryStatus>,
+    /// With `delivery_status: failed`: why, in words for the agent (the provider's answer
+    /// or report, e.g. `the provider answered HTTP 500`, or `timed out`).
+    pub delivery_error: Option<String>,
     /// Survey messages: the token of the customer's answer link.
     pub survey_token: Option<String>,
     #[serde(with = "crate::common::millis")]

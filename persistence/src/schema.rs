@@ -194,6 +194,7 @@ diesel::table! {
         external_id -> Nullable<Text>,
         canned_response_id -> Nullable<BigInt>,
         created_at -> Timestamp,
+        delivery_error -> Nullable<Text>,
     }
 }
 

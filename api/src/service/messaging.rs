@@ -429,9 +429,8 @@ pub fn receive(
     ))
 }
 
-/// A delivery report: the message's status follows the provider's, forward only. The
-/// report's `error` is not kept: messages have no column for it (the delivery queue's
-/// `last_error` is about our own attempts to hand the message over).
+/// A delivery report: the message's status follows the provider's, forward only; a
+/// `failed` report's `error` is what agents see as the message's `delivery_error`.
 pub fn delivery_report(
     conn: &mut DbConnection,
     channel: &Channel,
@@ -459,7 +458,12 @@ pub fn delivery_report(
         wire::ProviderStatus::Delivered => DeliveryStatus::Delivered,
         wire::ProviderStatus::Failed => DeliveryStatus::Failed,
     };
-    let Some(updated) = messages::advance_delivery_status(conn, message.id, status)? else {
+    let error = report
+        .error
+        .as_deref()
+        .map(str::trim)
+        .filter(|error| !error.is_empty());
+    let Some(updated) = messages::advance_delivery_status(conn, message.id, status, error)? else {
         // A repeat, or a report that arrived after a later one (`sent` after `delivered`):
         // accepted, so the provider stops retrying, but nothing changed to announce.
         let current = messages::get(conn, org, message.id)?.ok_or_else(ApiError::not_found)?;

@@ -211,6 +211,7 @@ pub fn message(item: Message) -> wire::Message {
             DeliveryStatus::Delivered => wire::DeliveryStatus::Delivered,
             DeliveryStatus::Failed => wire::DeliveryStatus::Failed,
         }),
+        delivery_error: item.delivery_error,
         survey_token: None,
         created_at: item.created_at,
     }

@@ -20,6 +20,8 @@ pub struct Message {
     pub author_type: AuthorType,
     pub author_id: Option<i64>,
     pub delivery_status: Option<DeliveryStatus>,
+    /// Why a failed outbound message failed.
+    pub delivery_error: Option<String>,
     pub external_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -35,6 +37,7 @@ type MessageRow = (
     Option<i64>,
     Option<String>,
     Option<String>,
+    Option<String>,
     NaiveDateTime,
 );
 
@@ -48,6 +51,7 @@ const COLUMNS: (
     m::author_type,
     m::author_id,
     m::delivery_status,
+    m::delivery_error,
     m::external_id,
     m::created_at,
 ) = (
@@ -60,6 +64,7 @@ const COLUMNS: (
     m::author_type,
     m::author_id,
     m::delivery_status,
+    m::delivery_error,
     m::external_id,
     m::created_at,
 );
@@ -75,6 +80,7 @@ fn to_message(row: MessageRow) -> Result<Message, StoreError> {
         author_type,
         author_id,
         delivery_status,
+        delivery_error,
         external_id,
         created_at,
     ) = row;
@@ -90,6 +96,7 @@ fn to_message(row: MessageRow) -> Result<Message, StoreError> {
         delivery_status: delivery_status
             .map(|status| parse_enum(&status, DeliveryStatus::parse, "delivery status"))
             .transpose()?,
+        delivery_error,
         external_id,
         created_at: from_db(created_at),
     })
@@ -173,18 +180,24 @@ pub fn page(
 /// ([`DeliveryStatus::replaced_by`]); `None` when it changed nothing (already there or
 /// beyond, or no such message). The rule is the UPDATE's own condition, so two reports
 /// racing on PostgreSQL cannot move it backwards: the second writer waits for the first,
-/// then re-checks the condition against the status the first one committed.
+/// then re-checks the condition against the status the first one committed. `error` says
+/// why, with `failed` (and is cleared by any other status).
 pub fn advance_delivery_status(
     conn: &mut DbConnection,
     id: MessageId,
     status: DeliveryStatus,
+    error: Option<&str>,
 ) -> Result<Option<Message>, StoreError> {
+    let error = error.filter(|_| status == DeliveryStatus::Failed);
     let replaced: Vec<&str> = DeliveryStatus::replaced_ones(status)
         .into_iter()
         .map(DeliveryStatus::as_str)
         .collect();
     diesel::update(m::table.filter(m::id.eq(id.get()).and(m::delivery_status.eq_any(replaced))))
-        .set(m::delivery_status.eq(Some(status.as_str())))
+        .set((
+            m::delivery_status.eq(Some(status.as_str())),
+            m::delivery_error.eq(error),
+        ))
         .returning(COLUMNS)
         .get_result::<MessageRow>(conn)
         .optional()?

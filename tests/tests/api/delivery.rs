@@ -35,6 +35,8 @@ fn fast_retries(config: &mut Config) {
 fn two_attempts(config: &mut Config) {
     fast_retries(config);
     config.delivery_max_attempts = 2;
+    // A provider that never answers fails its attempt this soon.
+    config.delivery_timeout_ms = 300;
 }
 
 /// Enough attempts that a delivery is still queued when the test restarts the server.
@@ -472,6 +474,127 @@ async fn a_delivery_that_keeps_failing_ends_failed(app: TestApp) {
         seen.len(),
         2,
         "the configured two attempts, then it gave up: {seen:?}"
+    );
+    provider.stop().await;
+}
+
+/// How a broken provider endpoint misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Reads the request and never answers.
+    Hangs,
+    /// Closes the connection as soon as it is opened.
+    HangsUp,
+}
+
+/// A provider endpoint on 127.0.0.1 that misbehaves as `fault`; counts the connections.
+async fn broken_endpoint(fault: Fault) -> (String, Arc<Mutex<usize>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let url = format!(
+        "http://{}/deliver",
+        listener.local_addr().expect("an address")
+    );
+    let connections = Arc::new(Mutex::new(0));
+    let counted = connections.clone();
+    actix_web::rt::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            *counted.lock().unwrap() += 1;
+            match fault {
+                Fault::Hangs => {
+                    let mut buffer = [0u8; 4096];
+                    let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+                    held.push(stream);
+                }
+                Fault::HangsUp => drop(stream),
+            }
+        }
+    });
+    (url, connections)
+}
+
+/// An endpoint that times out or hangs up: each attempt fails and is retried with backoff,
+/// then the message is `failed` with the reason on the message and in its
+/// `message.updated` event, where the agents see it.
+async fn a_broken_provider_leaves_the_message_failed_with_why(
+    app: TestApp,
+    fault: Fault,
+    reason: &str,
+) {
+    {
+        let (url, connections) = broken_endpoint(fault).await;
+        let scene = scene(&app, Some(&url)).await;
+        let cursor = crate::realtime::latest_cursor(&app, &scene.admin).await;
+        let sent = send(&app, &scene.admin, scene.conversation, "message", "Hello?").await;
+        assert_eq!(sent["delivery_error"], Value::Null);
+        let failed = wait_for_status(
+            &app,
+            &scene.admin.token,
+            scene.conversation,
+            id_of(&sent),
+            "failed",
+        )
+        .await;
+        let error = failed["delivery_error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{fault:?}: no delivery_error in {failed}"));
+        assert!(error.contains(reason), "{fault:?}: {error}");
+        assert_eq!(*connections.lock().unwrap(), 2, "{fault:?}: two attempts");
+        let updates = updates_of(&app, &scene.admin, cursor, id_of(&sent)).await;
+        let last = updates
+            .last()
+            .unwrap_or_else(|| panic!("{fault:?}: no message.updated"));
+        assert_eq!(last["data"]["message"]["delivery_status"], "failed");
+        assert_eq!(last["data"]["message"]["delivery_error"], error);
+    }
+}
+
+async fn a_provider_that_never_answers_leaves_the_message_failed_with_why(app: TestApp) {
+    a_broken_provider_leaves_the_message_failed_with_why(app, Fault::Hangs, "timed out").await;
+}
+
+async fn a_provider_that_hangs_up_leaves_the_message_failed_with_why(app: TestApp) {
+    a_broken_provider_leaves_the_message_failed_with_why(app, Fault::HangsUp, "connection").await;
+}
+
+/// The provider's own `failed` report carries its reason to the agents too.
+async fn a_failed_report_shows_the_providers_reason(app: TestApp) {
+    let provider = Provider::start(200).await;
+    let scene = scene(&app, Some(&provider.url)).await;
+    let sent = send(&app, &scene.admin, scene.conversation, "message", "Hi").await;
+    let id = id_of(&sent);
+    wait_for_status(&app, &scene.admin.token, scene.conversation, id, "sent").await;
+    let reported = channel_call(
+        &app,
+        scene.channel,
+        "status",
+        &scene.secret,
+        json!({"external_id": id.to_string(), "status": "failed", "error": "30003: Unreachable destination handset"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        reported.body["delivery_status"], "failed",
+        "{}",
+        reported.body
+    );
+    assert_eq!(
+        reported.body["delivery_error"],
+        "30003: Unreachable destination handset"
+    );
+    let shown = message_at(
+        app.client(),
+        &app.url(""),
+        &scene.admin.token,
+        scene.conversation,
+        id,
+    )
+    .await;
+    assert_eq!(
+        shown["delivery_error"],
+        "30003: Unreachable destination handset"
     );
     provider.stop().await;
 }
@@ -1175,6 +1298,7 @@ on_both_backends_with!(public_only =>
 );
 on_both_backends_with!(fast_retries =>
     a_reply_is_posted_signed_and_then_sent,
+    a_failed_report_shows_the_providers_reason,
     failed_attempts_are_retried_until_accepted,
     notes_never_leave,
     without_an_outbound_url_messages_are_sent_in_the_sandbox,
@@ -1184,7 +1308,11 @@ on_both_backends_with!(fast_retries =>
     after_a_merge_replies_go_where_the_customer_last_wrote_from,
 );
 on_both_backends_with!(side_by_side_and_queued => delivered_and_sent_at_once_end_delivered);
-on_both_backends_with!(two_attempts => a_delivery_that_keeps_failing_ends_failed);
+on_both_backends_with!(two_attempts =>
+    a_delivery_that_keeps_failing_ends_failed,
+    a_provider_that_never_answers_leaves_the_message_failed_with_why,
+    a_provider_that_hangs_up_leaves_the_message_failed_with_why,
+);
 on_both_backends_with!(slow_retries => a_lease_is_exclusive_until_it_runs_out);
 on_both_backends_with!(many_attempts => queued_messages_survive_a_restart_and_go_out_once);
 

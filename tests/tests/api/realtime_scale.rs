@@ -1061,7 +1061,11 @@ async fn an_instance_stopped_under_traffic_finishes_its_work_and_clients_move_on
     assert_eq!(before, ids.len(), "a reply was sent twice: {ids:?}");
     // And none comes again later (the surviving instances' workers have polled by then).
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(provider.seen().len(), 5, "a reply was sent again after its 2xx");
+    assert_eq!(
+        provider.seen().len(),
+        5,
+        "a reply was sent again after its 2xx"
+    );
     provider.stop().await;
 }
 
