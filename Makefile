@@ -4,7 +4,7 @@ SKIP_LOG := $(CURDIR)/target/skipped-tests.txt
 # Tests wait on sockets and databases more than on the CPU.
 TEST_THREADS ?= 4
 
-.PHONY: run seed-demo test lint openapi api-check fuzz-api build release bench bench-smoke
+.PHONY: run seed-demo test lint openapi api-check fuzz-api build release bench bench-smoke soak soak-smoke
 
 ## run: build and start the server on SQLite with the in-process bus (http://127.0.0.1:8080)
 run:
@@ -52,6 +52,16 @@ bench:
 bench-smoke:
 	$(CARGO) build -p switchboard-api -p switchboard-bench
 	target/debug/bench --smoke --server target/debug/switchboard
+
+## soak: release build, then 10 minutes of mixed traffic with reconnecting sockets on PostgreSQL + Redis (two instances); fails on any error or on memory or descriptors growing (target/bench/soak.json; SOAK_ARGS for more flags, e.g. --minutes 30 or --setup sqlite)
+soak:
+	$(CARGO) build --release -p switchboard-api -p switchboard-bench
+	target/release/soak --server target/release/switchboard $(SOAK_ARGS)
+
+## soak-smoke: the soak harness for 15 s on debug builds (CI); fails on any error
+soak-smoke:
+	$(CARGO) build -p switchboard-api -p switchboard-bench
+	target/debug/soak --smoke --server target/debug/switchboard
 
 build:
 	$(CARGO) build -p switchboard-api
