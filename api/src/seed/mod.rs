@@ -504,10 +504,8 @@ pub fn seed_demo(
             StoreError::Conflict(ref name) if name.contains("organizations") => {
                 SeedError::Exists(org_name.clone())
             }
-            StoreError::Conflict(_) => SeedError::Invalid(format!(
-                "a demo user's e-mail (…@{}.example) is taken by another organization; choose another --org",
-                slug(&org_name)
-            )),
+            // Demo e-mails are unique per organization, and this one is new: nothing else
+            // can conflict but a concurrent seeding, caught above.
             other => SeedError::Store(other),
         })?;
 

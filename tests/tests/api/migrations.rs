@@ -66,15 +66,15 @@ fn the_per_organization_e_mail_migration_keeps_users_and_what_points_at_them(
     };
     let store = Store::open(db.url(), 1).expect("open");
     store.migrate().expect("apply");
-    let reverted = store.revert_last().expect("revert the newest");
-    assert_eq!(
-        reverted
-            .as_deref()
-            .map(|version| version.starts_with("2026-12-04-000001")
-                || version.starts_with("20261204000001")),
-        Some(true),
-        "the newest migration is the e-mail one: {reverted:?}"
-    );
+    // Back to just before the e-mail migration.
+    let is_email = |version: &str| version.replace('-', "").starts_with("20261204000001");
+    loop {
+        let reverted = store.revert_last().expect("revert the newest");
+        let version = reverted.expect("the e-mail migration is among the applied ones");
+        if is_email(&version) {
+            break;
+        }
+    }
     let (org, user) = store
         .write(|conn| {
             let org = orgs::insert(conn, "Acme")?;
