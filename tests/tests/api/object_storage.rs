@@ -63,16 +63,7 @@ impl S3 {
                     panic!("CI=true but {program} cannot start: {error}");
                 }
                 eprintln!("SKIPPED {test_name}: {program} cannot start ({error})");
-                if let Ok(path) = std::env::var("SWITCHBOARD_TEST_SKIP_LOG") {
-                    use std::io::Write;
-                    if let Ok(mut file) = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                    {
-                        let _ = writeln!(file, "{test_name} (no moto_server)");
-                    }
-                }
+                support::record_skip(&format!("{test_name} (no moto_server)"));
                 return None;
             }
         };

@@ -120,16 +120,7 @@ where
             panic!("CI=true but Redis is unreachable at {host}: {error}");
         }
         eprintln!("SKIPPED {test_name}: Redis unreachable at {host} ({error})");
-        if let Ok(path) = std::env::var("SWITCHBOARD_TEST_SKIP_LOG") {
-            use std::io::Write;
-            if let Ok(mut file) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = writeln!(file, "{test_name} (Redis unreachable)");
-            }
-        }
+        support::record_skip(&format!("{test_name} (Redis unreachable)"));
         return;
     }
     let _one_at_a_time = REDIS_TESTS.lock().await;

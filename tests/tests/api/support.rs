@@ -190,6 +190,11 @@ fn make_template(admin_url: &str) -> Result<String, String> {
 /// Says that a PostgreSQL test was skipped, on stderr and in the Makefile's skip list.
 fn skip(test_name: &str, reason: &str) {
     eprintln!("SKIPPED {test_name} on postgres: PostgreSQL unreachable ({reason})");
+    record_skip(test_name);
+}
+
+/// Adds a line (a skipped test, and why) to the Makefile's skip list, when there is one.
+pub fn record_skip(line: &str) {
     if let Ok(path) = std::env::var("SWITCHBOARD_TEST_SKIP_LOG") {
         use std::io::Write;
         if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -197,7 +202,7 @@ fn skip(test_name: &str, reason: &str) {
             .append(true)
             .open(path)
         {
-            let _ = writeln!(file, "{test_name}");
+            let _ = writeln!(file, "{line}");
         }
     }
 }
