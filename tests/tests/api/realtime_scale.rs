@@ -2,7 +2,8 @@
 //! api instances on one PostgreSQL database and Redis pub/sub. A client on either instance
 //! receives every event it may see, once, in cursor order, whichever instance wrote it,
 //! with concurrent writers on both, and through a Redis outage (events are in the database
-//! first; the outage is a proxy the test cuts, never the machine's Redis). Another deployment
+//! first; the outage is a proxy the test cuts, or a Redis server of the test's own that it
+//! kills and starts again, never the machine's Redis). Another deployment
 //! on the same Redis is never heard. Presence, deactivation, sign-outs and new passwords reach
 //! across instances. Runs
 //! only on PostgreSQL with Redis; skipped, and said so, when either is unreachable, except
@@ -87,11 +88,103 @@ async fn redis_answers(host: &str) -> Result<(), String> {
 /// The Redis tests share one Redis channel: they run one at a time within this process.
 static REDIS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// How the instances reach Redis.
+#[derive(Clone, Copy)]
+enum Route {
+    /// The machine's Redis.
+    Direct,
+    /// The machine's Redis through a proxy the test can cut.
+    Proxied,
+    /// A Redis server of the test's own, on a spare port, which the test may kill.
+    Private,
+}
+
+/// A `redis-server` the test started, and may kill and start again on the same port.
+struct PrivateRedis {
+    port: u16,
+    child: std::sync::Mutex<Option<std::process::Child>>,
+}
+
+impl PrivateRedis {
+    async fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a spare port")
+            .port();
+        let redis = PrivateRedis {
+            port,
+            child: std::sync::Mutex::new(None),
+        };
+        redis.launch().await;
+        redis
+    }
+
+    async fn launch(&self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start redis-server: {error}"));
+        *self.child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while redis_answers(&format!("127.0.0.1:{}", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Killed outright (SIGKILL): no goodbye to its clients.
+    fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What the test may take away and bring back.
+enum Outage {
+    Proxy(Arc<Proxy>),
+    Private(PrivateRedis),
+}
+
+impl Outage {
+    /// Redis goes away: the route is cut, or the server killed.
+    fn cut(&self) {
+        match self {
+            Outage::Proxy(proxy) => proxy.cut(),
+            Outage::Private(redis) => redis.kill(),
+        }
+    }
+
+    /// Redis is back on the same address (a restarted server has no subscriptions left).
+    async fn restore(&self) {
+        match self {
+            Outage::Proxy(proxy) => proxy.restore().await,
+            Outage::Private(redis) => redis.launch().await,
+        }
+    }
+}
+
 /// The second instance, and the Redis route the first one uses.
 struct Pair {
     app: TestApp,
     b: Arc<Running>,
-    proxy: Option<Arc<Proxy>>,
+    outage: Option<Arc<Outage>>,
     /// The Redis URL both instances use.
     redis_url: String,
 }
@@ -106,9 +199,8 @@ impl Pair {
     }
 }
 
-/// Runs `body` with two instances on one PostgreSQL database, both on Redis (through a
-/// proxy the test can cut, when `proxied`).
-async fn with_two_instances<F, Fut>(test_name: &str, proxied: bool, body: F)
+/// Runs `body` with two instances on one PostgreSQL database, both on Redis as `route` says.
+async fn with_two_instances<F, Fut>(test_name: &str, route: Route, body: F)
 where
     F: FnOnce(Pair) -> Fut,
     Fut: Future<Output = ()>,
@@ -124,15 +216,20 @@ where
         return;
     }
     let _one_at_a_time = REDIS_TESTS.lock().await;
-    let proxy = if proxied {
-        Some(Proxy::start(host.clone()).await)
-    } else {
-        None
+    let (outage, app_url) = match route {
+        Route::Direct => (None, url.clone()),
+        Route::Proxied => {
+            let proxy = Proxy::start(host.clone()).await;
+            let url = format!("{prefix}127.0.0.1:{}{path}", proxy.port);
+            (Some(Arc::new(Outage::Proxy(proxy))), url)
+        }
+        Route::Private => {
+            let redis = PrivateRedis::start().await;
+            let url = format!("redis://127.0.0.1:{}", redis.port);
+            (Some(Arc::new(Outage::Private(redis))), url)
+        }
     };
-    let app_url = match &proxy {
-        Some(proxy) => format!("{prefix}127.0.0.1:{}{path}", proxy.port),
-        None => url.clone(),
-    };
+    let proxy = outage;
     let for_a = app_url.clone();
     support::run(
         Backend::Postgres,
@@ -147,7 +244,7 @@ where
             let pair = Pair {
                 app: app.clone(),
                 b: b.clone(),
-                proxy: proxy.clone(),
+                outage: proxy.clone(),
                 redis_url: app_url,
             };
             let outcome = AssertUnwindSafe(async {
@@ -159,8 +256,8 @@ where
             .catch_unwind()
             .await;
             b.stop().await;
-            if let Some(proxy) = &proxy {
-                proxy.cut();
+            if let Some(outage) = &proxy {
+                outage.cut();
             }
             if let Err(panic) = outcome {
                 std::panic::resume_unwind(panic);
@@ -405,9 +502,9 @@ async fn concurrent_writers_on_both_instances_deliver_everything_once_in_order(p
 async fn a_redis_outage_loses_nothing(pair: Pair) {
     let app = &pair.app;
     let proxy = pair
-        .proxy
+        .outage
         .clone()
-        .expect("the outage test runs through the proxy");
+        .expect("the outage test may take Redis away");
     let cast = cast(app).await;
     let start = latest_cursor(app, &cast.admin).await;
     let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B").await;
@@ -511,7 +608,7 @@ async fn a_redis_outage_loses_nothing(pair: Pair) {
 
 async fn a_client_connecting_after_an_outage_starts_from_the_present(pair: Pair) {
     let app = &pair.app;
-    let proxy = pair.proxy.clone().expect("runs through the proxy");
+    let proxy = pair.outage.clone().expect("the test may take Redis away");
     let cast = cast(app).await;
     let mut alex_on_b = Ws::connect(pair.b.addr, &cast.alex, "alex on B").await;
     inbound_at(app, &pair.a_base(), &cast.support, &customer(1), "before").await;
@@ -886,6 +983,12 @@ async fn sign_outs_and_new_passwords_end_access_at_once_on_every_instance(pair: 
     c.stop().await;
 }
 
+/// The same outage with a Redis of the test's own killed (SIGKILL) and started again: every
+/// subscription is gone with it, and the instances must subscribe anew by themselves.
+async fn a_redis_killed_and_restarted_loses_nothing(pair: Pair) {
+    a_redis_outage_loses_nothing(pair).await;
+}
+
 /// A request sent by hand on its own connection: its head and the first half of its body
 /// now, the rest when `finish` is called, so the server has it in flight meanwhile.
 struct HalfSent {
@@ -1062,25 +1165,26 @@ async fn an_instance_stopped_under_traffic_finishes_its_work_and_clients_move_on
 
 /// Declares each listed `async fn(Pair)` as a PostgreSQL + Redis test.
 macro_rules! on_postgres_with_redis {
-    ($($name:ident => $proxied:expr),* $(,)?) => {$(
+    ($($name:ident => $route:expr),* $(,)?) => {$(
         mod $name {
             #[actix_web::test]
             async fn postgres_redis() {
-                super::with_two_instances(concat!(module_path!(), "::postgres_redis"), $proxied, super::$name).await;
+                super::with_two_instances(concat!(module_path!(), "::postgres_redis"), $route, super::$name).await;
             }
         }
     )*};
 }
 
 on_postgres_with_redis!(
-    what_one_instance_writes_reaches_clients_of_the_other => false,
-    concurrent_writers_on_both_instances_deliver_everything_once_in_order => false,
-    a_redis_outage_loses_nothing => true,
-    deployments_sharing_one_redis_hear_only_their_own_events => false,
-    a_client_connecting_after_an_outage_starts_from_the_present => true,
-    presence_and_deactivation_reach_across_instances => false,
-    sign_outs_and_new_passwords_end_access_at_once_on_every_instance => false,
-    an_instance_stopped_under_traffic_finishes_its_work_and_clients_move_on => false,
+    what_one_instance_writes_reaches_clients_of_the_other => super::Route::Direct,
+    concurrent_writers_on_both_instances_deliver_everything_once_in_order => super::Route::Direct,
+    a_redis_outage_loses_nothing => super::Route::Proxied,
+    a_redis_killed_and_restarted_loses_nothing => super::Route::Private,
+    deployments_sharing_one_redis_hear_only_their_own_events => super::Route::Direct,
+    a_client_connecting_after_an_outage_starts_from_the_present => super::Route::Proxied,
+    presence_and_deactivation_reach_across_instances => super::Route::Direct,
+    sign_outs_and_new_passwords_end_access_at_once_on_every_instance => super::Route::Direct,
+    an_instance_stopped_under_traffic_finishes_its_work_and_clients_move_on => super::Route::Direct,
 );
 
 #[test]
