@@ -120,6 +120,16 @@ fn request_id(request: &ServiceRequest) -> String {
         })
 }
 
+/// The path as the request log records it: a path whose route carries a secret in a segment
+/// (a survey's `{token}`, the customer's only key to it) is recorded as its route pattern.
+fn loggable_path(path: &str, route: &str) -> String {
+    if route.contains("{token}") {
+        route.to_string()
+    } else {
+        path.to_string()
+    }
+}
+
 pub async fn observe(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -127,10 +137,10 @@ pub async fn observe(
     let started = Instant::now();
     let id = request_id(&request);
     let method = request.method().to_string();
-    let path = request.path().to_string();
     let route = request
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
+    let path = loggable_path(request.path(), &route);
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
     let mut response = next.call(request).instrument(span.clone()).await?;
@@ -144,4 +154,24 @@ pub async fn observe(
     }
     span.in_scope(|| tracing::info!(%path, status, elapsed_ms = seconds * 1000.0, "request"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn a_survey_token_never_reaches_the_request_log() {
+        assert_eq!(
+            loggable_path(
+                "/v1/public/surveys/Zq8-secret",
+                "/v1/public/surveys/{token}"
+            ),
+            "/v1/public/surveys/{token}"
+        );
+        assert_eq!(
+            loggable_path("/v1/conversations/42", "/v1/conversations/{id}"),
+            "/v1/conversations/42"
+        );
+    }
 }
