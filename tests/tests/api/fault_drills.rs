@@ -1,11 +1,12 @@
 //! Fault drills (README → Operations): a dependency goes away under steady traffic and comes
 //! back, and the tests check what the operator and the users see meanwhile and afterwards.
 //!
-//! PostgreSQL going away is a proxy between the server and the machine's PostgreSQL that the
-//! test cuts (every connection dropped, the port closed, as a restart or a crash looks from
-//! the server) and restores on the same port; the machine's PostgreSQL is untouched.
-//! Runs on PostgreSQL only; skipped, and said so, when it is unreachable, except under
-//! CI=true, where that fails.
+//! PostgreSQL going away is a cluster of the test's own (`initdb` in a temporary directory,
+//! `pg_ctl` on a spare port, as the `postgres` user when the tests run as root) that the
+//! test stops the hard way (`-m immediate`: every session killed, no shutdown checkpoint,
+//! crash recovery at the next start) and starts again; the machine's PostgreSQL is untouched.
+//! Skipped, and said so, without PostgreSQL's server programs, except under CI=true, where
+//! that fails.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,7 +18,6 @@ use persistence::schema::{conversations, events, messages};
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, customer, external_id, inbound};
-use crate::proxy::Proxy;
 use crate::support::{self, Backend, Session, TestApp, into_reply};
 
 /// What one request of the traffic got.
@@ -42,20 +42,142 @@ enum Phase {
 /// checkout gives up after 5 s, a connection attempt after 3 s).
 const HANG: Duration = Duration::from_secs(30);
 
-/// `url` with its `host:port` replaced by the proxy's.
-fn through(url: &str, port: u16) -> String {
-    let (head, rest) = url.split_once('@').expect("a URL with a user");
-    let (_, path) = rest.split_once('/').expect("a URL with a database");
-    format!("{head}@127.0.0.1:{port}/{path}")
+/// A PostgreSQL cluster of the test's own.
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
 }
 
-/// The upstream `host:port` of a PostgreSQL URL.
-fn upstream_of(url: &str) -> String {
-    let (_, rest) = url.split_once('@').expect("a URL with a user");
-    rest.split_once('/')
-        .expect("a URL with a database")
-        .0
-        .to_string()
+impl Cluster {
+    /// `initdb` and start on a spare port; `None` (skipped) without the server programs.
+    fn start(test_name: &str) -> Option<Cluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|version| version.path().join("bin"))
+            .find(|bin| bin.join("initdb").is_file());
+        let Some(bin) = bin else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|value| value == "true" || value == "1"),
+                "CI=true but PostgreSQL's server programs (initdb, pg_ctl) are not installed"
+            );
+            eprintln!("SKIPPED {test_name}: no initdb under /usr/lib/postgresql");
+            support::record_skip(&format!("{test_name} (no initdb)"));
+            return None;
+        };
+        // PostgreSQL refuses to run as root: then the cluster belongs to `postgres`.
+        let as_postgres = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        if as_postgres {
+            let status = std::process::Command::new("chown")
+                .args(["postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown postgres {}", dir.path().display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a spare port")
+            .port();
+        let cluster = Cluster {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        cluster.pg_ctl_start();
+        Some(cluster)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let mut command = if self.as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            std::process::Command::new(&program)
+        };
+        let output = command
+            .args(args)
+            .output()
+            .expect("a PostgreSQL program runs");
+        assert!(
+            output.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stopped the hard way: every session killed, recovery at the next start.
+    fn crash(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let data = self.data();
+        let mut command = if self.as_postgres {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            std::process::Command::new(&program)
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+    }
 }
 
 /// The phase a request belongs to: the outage's if it started or ended during it (one in
@@ -174,7 +296,7 @@ async fn readiness(app: &TestApp) -> (u16, Value) {
 
 async fn postgresql_going_away_under_traffic_fails_fast_and_recovers_whole(
     app: TestApp,
-    proxy: std::sync::Arc<Proxy>,
+    cluster: Rc<Cluster>,
 ) {
     let admin = app.admin().await;
     let alex = app.user(&admin, "agent", "Alex Agent").await;
@@ -187,9 +309,9 @@ async fn postgresql_going_away_under_traffic_fails_fast_and_recovers_whole(
         })
         .await;
 
-    // PostgreSQL goes away.
+    // PostgreSQL goes away: killed, sessions and all.
     *traffic.phase.borrow_mut() = Phase::Down;
-    proxy.cut();
+    cluster.crash();
     traffic
         .until(
             "requests refused while the database is away",
@@ -205,8 +327,8 @@ async fn postgresql_going_away_under_traffic_fails_fast_and_recovers_whole(
     );
     assert_eq!(body["status"], "unavailable");
 
-    // It is back: the server recovers by itself.
-    proxy.restore().await;
+    // It is started again (crash recovery first): the server recovers by itself.
+    cluster.pg_ctl_start();
     *traffic.phase.borrow_mut() = Phase::After;
     traffic
         .until(
@@ -280,22 +402,27 @@ async fn postgresql_going_away_under_traffic_fails_fast_and_recovers_whole(
 #[actix_web::test]
 async fn postgresql_going_away_under_traffic_fails_fast_and_recovers_whole_on_postgres() {
     let name = "fault_drills::postgresql_going_away";
-    let Some(probe) = support::TestDb::create(Backend::Postgres, name) else {
+    let Some(cluster) = Cluster::start(name) else {
         return;
     };
-    let proxy = Proxy::start(upstream_of(probe.url())).await;
-    drop(probe);
-    let port = proxy.port;
-    let for_body = proxy.clone();
+    let mut admin = persistence::diesel::pg::PgConnection::establish(&cluster.url("postgres"))
+        .expect("the test's cluster answers");
+    persistence::diesel::sql_query("CREATE DATABASE switchboard")
+        .execute(&mut admin)
+        .expect("a database on the test's cluster");
+    drop(admin);
+    let url = cluster.url("switchboard");
+    let cluster = Rc::new(cluster);
+    // The harness makes its database on the machine's PostgreSQL as for any test; this
+    // server runs on the test's own cluster instead.
     support::run(
         Backend::Postgres,
         name,
         move |config| {
-            config.database_url = through(&config.database_url, port);
+            config.database_url = url;
             config.db_pool = 4;
         },
-        move |app| postgresql_going_away_under_traffic_fails_fast_and_recovers_whole(app, for_body),
+        move |app| postgresql_going_away_under_traffic_fails_fast_and_recovers_whole(app, cluster),
     )
     .await;
-    proxy.cut();
 }
