@@ -97,6 +97,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(config) => {
             init_logging(config.log_format == "json");
+            switchboard_api::tune_allocator();
             serve(*config)
         }
         Command::Migrate { database_url } => {

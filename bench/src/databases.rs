@@ -347,6 +347,25 @@ fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether the report's password still signs its first user in to the template at `url`.
+fn password_opens(url: &str, seeded: &Seeded) -> bool {
+    let Some(user) = seeded.users.first() else {
+        return false;
+    };
+    let Ok(store) = Store::open(url, 1) else {
+        return false;
+    };
+    let found =
+        store.read(|conn| persistence::repo::users::find_for_login(conn, &user.email, None));
+    // No connection may stay open to a template that is copied.
+    drop(store);
+    found.is_ok_and(|accounts| {
+        accounts
+            .iter()
+            .any(|(_, hash, _)| api::auth::verify_password(&seeded.password, hash))
+    })
+}
+
 fn read_seeded(path: &Path) -> Option<Seeded> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
@@ -417,11 +436,14 @@ pub fn postgres_template(
         let _ = std::fs::remove_file(&sidecar);
     }
     if postgres.exists(&name)? {
-        if let Some(seeded) = read_seeded(&sidecar) {
+        if let Some(seeded) = read_seeded(&sidecar)
+            && password_opens(&postgres.url_of(&name), &seeded)
+        {
             phase.note("template kept from an earlier run");
             return Ok((name, seeded));
         }
-        // A template whose report is lost: its password is unknown, make it again.
+        // A template whose report is lost, or made again by another checkout on this
+        // PostgreSQL (its password is not the one on file): make it again.
         postgres.drop_database(&name)?;
     }
     let building = format!("{name}_b{}", std::process::id());
