@@ -148,8 +148,9 @@ impl TokenKeys {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: User,
-    /// The sign-in the access token belongs to (see [`sign_in_key`]).
-    pub sign_in: u64,
+    /// The sign-in (refresh-token family) the access token belongs to; sockets register
+    /// under its [`sign_in_key`].
+    pub sign_in: String,
 }
 
 impl Caller {
@@ -292,14 +293,22 @@ impl SignIns {
     }
 }
 
-/// Tells every instance (this one at once) that the user changed: what they cached of the
-/// user's sign-ins is forgotten.
-pub fn user_changed(state: &AppState, user: &User) {
+/// An admin changed the user (`PATCH /v1/users/{id}`): every instance forgets what it cached
+/// of their sign-ins (this one at once), through one bus message that also says which
+/// sockets close: all of a deactivated user's (4401), all when `signed_out` by a new
+/// password (4402), none for a new role or name.
+pub fn user_changed(state: &AppState, user: &User, signed_out: bool) {
     state.sign_ins.forget(user.id);
-    state.bus.publish_control(realtime::Control::UserChanged {
-        org: user.org_id.get(),
-        user: user.id.get(),
-    });
+    let (org, id) = (user.org_id.get(), user.id.get());
+    if !user.active {
+        state.hub.disconnect_user(org, id);
+    } else if signed_out {
+        state.hub.sign_out(org, id, None);
+    } else {
+        state
+            .bus
+            .publish_control(realtime::Control::UserChanged { org, user: id });
+    }
 }
 
 /// Ends one sign-in of the user (`Some`), or all (`None`): its access tokens stop working and
@@ -315,8 +324,8 @@ pub fn signed_out(state: &AppState, org: OrgId, user: UserId, sign_in: Option<&s
 /// sign-ins and tokens from before a new password fail.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let claims = state.tokens.verify(token)?;
-    let sign_in = sign_in_key(&claims.sign_in);
     if let Some(user) = state.sign_ins.get(&claims) {
+        let sign_in = claims.sign_in;
         return Ok(Caller { user, sign_in });
     }
     let store = state.store.clone();
@@ -337,6 +346,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiEr
         )),
         Some((user, true)) => {
             state.sign_ins.keep(&claims, &user);
+            let sign_in = claims.sign_in;
             Ok(Caller { user, sign_in })
         }
     }

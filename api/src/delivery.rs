@@ -36,8 +36,7 @@ const BATCH: i64 = 16;
 const POLL: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longer than any one send can take (the request timeout, at most 50 s, plus the
-/// database), so a lease
-/// only runs out when its instance died; then the row is due again.
+/// database), so a lease only runs out when its instance died; then the row is due again.
 const LEASE_SECONDS: i64 = 60;
 const MAX_DELAY_MS: u64 = 5 * 60 * 1000;
 /// Only `external_id` is read from the provider's answer; more is not kept in memory.

@@ -96,7 +96,7 @@ pub async fn connect_websocket(
     actix_web::rt::spawn(session::run(
         state.into_inner(),
         caller.actor(),
-        caller.sign_in,
+        crate::auth::sign_in_key(&caller.sign_in),
         availability,
         session,
         stream,
@@ -112,11 +112,6 @@ pub fn publish_presence(state: &AppState, user: &domain::User) {
         user.id.get(),
         presence::availability(user.status),
     );
-}
-
-/// Closes every socket of the user at once, on every instance, with 4401 (deactivation).
-pub fn disconnect_user(state: &AppState, user: &domain::User) {
-    state.hub.disconnect_user(user.org_id.get(), user.id.get());
 }
 
 fn ephemeral(

@@ -178,14 +178,6 @@ pub async fn update_user(
     })
     .await?;
     let (user, signs_out) = user;
-    if !user.active {
-        // Their open sockets close at once, on every instance (4401).
-        crate::live::disconnect_user(&state, &user);
-    } else if signs_out {
-        // A new password: every sign-in ends, sockets included (4402).
-        crate::auth::signed_out(&state, user.org_id, user.id, None);
-    }
-    // The role or name the other instances cached is stale.
-    crate::auth::user_changed(&state, &user);
+    crate::auth::user_changed(&state, &user, signs_out);
     Ok(web::Json(user.into()))
 }
