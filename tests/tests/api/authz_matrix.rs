@@ -1223,31 +1223,4 @@ where
     support::run_with_data_dir(backend, test_name, support::no_changes, body).await;
 }
 
-/// Like `on_both_backends!`, with a data directory of the test's own.
-macro_rules! on_both_backends_with_files {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                super::with_files(
-                    $crate::support::Backend::Sqlite,
-                    concat!(module_path!(), "::sqlite"),
-                    super::$name,
-                )
-                .await;
-            }
-
-            #[actix_web::test]
-            async fn postgres() {
-                super::with_files(
-                    $crate::support::Backend::Postgres,
-                    concat!(module_path!(), "::postgres"),
-                    super::$name,
-                )
-                .await;
-            }
-        }
-    )*};
-}
-
-on_both_backends_with_files!(every_operation_answers_each_caller_as_the_contract_says);
+crate::on_both_backends_run_by!(with_files => every_operation_answers_each_caller_as_the_contract_says);

@@ -418,23 +418,7 @@ mod with_the_data_directory_unwritable_uploads_answer_503 {
     }
 }
 
-macro_rules! with_bucket {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                super::with_bucket($crate::support::Backend::Sqlite, concat!(module_path!(), "::sqlite"), super::$name).await;
-            }
-
-            #[actix_web::test]
-            async fn postgres() {
-                super::with_bucket($crate::support::Backend::Postgres, concat!(module_path!(), "::postgres"), super::$name).await;
-            }
-        }
-    )*};
-}
-
-with_bucket!(
+crate::on_both_backends_run_by!(with_bucket =>
     two_instances_on_one_bucket_serve_and_deliver_each_others_files,
     what_a_refused_write_stored_is_removed,
     with_the_store_away_files_answer_503_and_nothing_is_recorded,

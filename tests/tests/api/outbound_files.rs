@@ -28,32 +28,6 @@ where
     support::run_with_data_dir(backend, test_name, configure, body).await;
 }
 
-macro_rules! sending_files {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() {
-                super::run_sending_files(
-                    $crate::support::Backend::Sqlite,
-                    concat!(module_path!(), "::sqlite"),
-                    super::$name,
-                )
-                .await;
-            }
-
-            #[actix_web::test]
-            async fn postgres() {
-                super::run_sending_files(
-                    $crate::support::Backend::Postgres,
-                    concat!(module_path!(), "::postgres"),
-                    super::$name,
-                )
-                .await;
-            }
-        }
-    )*};
-}
-
 /// An agent in an inbox whose sms channel delivers to `provider`, with a customer's
 /// conversation on it.
 struct Desk {
@@ -258,7 +232,7 @@ async fn a_notes_files_never_leave(app: TestApp) {
     provider.stop().await;
 }
 
-sending_files!(
+crate::on_both_backends_run_by!(run_sending_files =>
     a_replys_files_travel_as_signed_links_that_serve_the_same_bytes,
     a_notes_files_never_leave,
 );

@@ -335,6 +335,26 @@ macro_rules! on_both_backends_with {
     )*};
 }
 
+/// Like `on_both_backends!`, each test run by `$runner`, an `async fn(Backend, &str, body)`
+/// beside the tests that prepares what they need (a data directory, a bucket) and calls
+/// `body`.
+#[macro_export]
+macro_rules! on_both_backends_run_by {
+    ($runner:ident => $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$runner($crate::support::Backend::Sqlite, concat!(module_path!(), "::sqlite"), super::$name).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                super::$runner($crate::support::Backend::Postgres, concat!(module_path!(), "::postgres"), super::$name).await;
+            }
+        }
+    )*};
+}
+
 /// The test configuration as it is.
 pub fn no_changes(_config: &mut Config) {}
 
