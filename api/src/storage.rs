@@ -122,11 +122,6 @@ impl Storage {
         })
     }
 
-    /// `local` or `s3` (for `/readyz` and the logs).
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
     /// A new key for a file of `org`.
     pub fn new_key(org: OrgId) -> String {
         format!("{}/{}", org.get(), random_token(18))
@@ -216,8 +211,17 @@ impl Storage {
         }
     }
 
-    /// Whether the store answers (for `/readyz`): a probe of a key nobody writes.
-    pub async fn reachable(&self) -> bool {
+    /// What `/readyz` says of the store: `local` (the data directory), or whether object
+    /// storage answers (`ok`, `down`).
+    pub async fn readiness(&self) -> &'static str {
+        if self.kind == "local" {
+            return "local";
+        }
+        if self.reachable().await { "ok" } else { "down" }
+    }
+
+    /// Whether the store answers: a probe of a key nobody writes.
+    async fn reachable(&self) -> bool {
         let probe = self.prefix.clone().join("readiness-probe");
         match tokio::time::timeout(Duration::from_secs(3), self.store.head(&probe)).await {
             Ok(Ok(_)) | Ok(Err(object_store::Error::NotFound { .. })) => true,
@@ -251,11 +255,6 @@ impl Upload {
             .map_err(unavailable("uploading an attachment"))?;
         self.writer.put(chunk);
         Ok(())
-    }
-
-    /// Bytes written so far.
-    pub fn written(&self) -> usize {
-        self.written
     }
 
     /// Completes the upload: the file appears whole.

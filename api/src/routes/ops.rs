@@ -32,11 +32,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Some(_) if state.bus.healthy() => "ok",
         Some(_) => "down",
     };
-    let storage = match state.storage.kind() {
-        "local" => "local",
-        _ if state.storage.reachable().await => "ok",
-        _ => "down",
-    };
+    let storage = state.storage.readiness().await;
     let ready = database_ok && redis != "down";
     let body = Readiness {
         status: if ready { "ok" } else { "unavailable" }.to_string(),
