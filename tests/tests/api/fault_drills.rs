@@ -18,7 +18,7 @@ use persistence::schema::{conversations, events, messages};
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, customer, external_id, inbound};
-use crate::support::{self, Backend, Session, TestApp, into_reply};
+use crate::support::{self, Backend, Reply, Session, TestApp, into_reply};
 
 /// What one request of the traffic got.
 #[derive(Debug, Clone)]
@@ -190,6 +190,29 @@ fn during(started: Phase, ended: Phase) -> Phase {
     }
 }
 
+/// One request of the traffic, logged with the phase it belongs to; a request that hangs
+/// fails the test. `id` names the answer's field holding the message id.
+async fn logged(
+    log: &RefCell<Vec<Outcome>>,
+    phase: &RefCell<Phase>,
+    what: &'static str,
+    id: &str,
+    request: impl std::future::Future<Output = Reply>,
+) -> Reply {
+    let started = *phase.borrow();
+    let reply = tokio::time::timeout(HANG, request)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung for {HANG:?} ({started:?})"));
+    log.borrow_mut().push(Outcome {
+        phase: during(started, *phase.borrow()),
+        what,
+        status: reply.status,
+        code: reply.body["code"].as_str().map(str::to_string),
+        message_id: reply.body[id].as_i64(),
+    });
+    reply
+}
+
 struct Traffic {
     log: Rc<RefCell<Vec<Outcome>>>,
     phase: Rc<RefCell<Phase>>,
@@ -214,50 +237,18 @@ impl Traffic {
             let mut n = 0u32;
             while !*stop.borrow() {
                 n += 1;
-                let at = *phase.borrow();
-                let text = tokio::time::timeout(
-                    HANG,
-                    inbound(
-                        &app,
-                        line.id,
-                        &line.secret,
-                        &external_id(),
-                        &customer(n % 4),
-                        "Hello?",
-                    ),
-                )
-                .await
-                .unwrap_or_else(|_| panic!("an inbound message hung for {HANG:?} ({at:?})"));
-                let conversation = text.body["conversation_id"].as_i64();
-                log.borrow_mut().push(Outcome {
-                    phase: during(at, *phase.borrow()),
-                    what: "inbound",
-                    status: text.status,
-                    code: text.body["code"].as_str().map(str::to_string),
-                    message_id: text.body["message_id"].as_i64(),
-                });
-                let Some(conversation) = conversation else {
+                let text = logged(&log, &phase, "an inbound message", "message_id", async {
+                    let from = customer(n % 4);
+                    inbound(&app, line.id, &line.secret, &external_id(), &from, "Hello?").await
+                })
+                .await;
+                let Some(conversation) = text.body["conversation_id"].as_i64() else {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let at = *phase.borrow();
-                let reply = tokio::time::timeout(
-                    HANG,
-                    app.post(
-                        &format!("/v1/conversations/{conversation}/messages"),
-                        &alex.token,
-                        json!({"body": "On it"}),
-                    ),
-                )
-                .await
-                .unwrap_or_else(|_| panic!("a reply hung for {HANG:?} ({at:?})"));
-                log.borrow_mut().push(Outcome {
-                    phase: during(at, *phase.borrow()),
-                    what: "reply",
-                    status: reply.status,
-                    code: reply.body["code"].as_str().map(str::to_string),
-                    message_id: reply.body["id"].as_i64(),
-                });
+                let path = format!("/v1/conversations/{conversation}/messages");
+                let reply = app.post(&path, &alex.token, json!({"body": "On it"}));
+                logged(&log, &phase, "a reply", "id", reply).await;
             }
         });
         traffic
