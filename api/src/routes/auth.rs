@@ -191,6 +191,12 @@ pub async fn refresh(
     // Revocations must commit even though the caller is refused, so refusals are values here.
     let outcome = db::write(&state.store, move |conn| {
         let refused = |message| Ok(Refresh::Refused(ApiError::Unauthenticated(message)));
+        let Some(found) = users::find_refresh_token(conn, &token_hash)? else {
+            return refused("the refresh token is not valid");
+        };
+        // One at a time with a sign-out (or another refresh) of the same sign-in, and read
+        // again once its turn came: a revocation committed meanwhile is seen.
+        users::lock_refresh_family(conn, &found.family)?;
         let Some(stored) = users::find_refresh_token(conn, &token_hash)? else {
             return refused("the refresh token is not valid");
         };
@@ -253,6 +259,8 @@ pub async fn logout(
         let Some(stored) = users::find_refresh_token(conn, &token_hash)? else {
             return Ok(None);
         };
+        // After a refresh of the same sign-in in flight: the token it adds is revoked too.
+        users::lock_refresh_family(conn, &stored.family)?;
         users::revoke_refresh_family(conn, &stored.family)?;
         let user = users::get_any(conn, stored.user_id)?;
         Ok(user.map(|user| (user.org_id, user.id, stored.family)))

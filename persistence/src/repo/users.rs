@@ -349,6 +349,19 @@ pub fn spend_refresh_token(conn: &mut DbConnection, id: i64) -> Result<bool, Sto
     Ok(spent == 1)
 }
 
+/// Locks every refresh token of the sign-in until the transaction ends (PostgreSQL `FOR NO KEY
+/// UPDATE`; SQLite's single writer holds it already): a refresh and a sign-out of one sign-in
+/// then take turns, and each statement after the lock sees what the other committed (a
+/// token the refresh added, a revocation the sign-out made).
+pub fn lock_refresh_family(conn: &mut DbConnection, family: &str) -> Result<(), StoreError> {
+    let query = refresh_tokens::table
+        .filter(refresh_tokens::family.eq(family))
+        .order(refresh_tokens::id)
+        .select(refresh_tokens::id);
+    let _locked: Vec<i64> = all_locked!(conn, query)?;
+    Ok(())
+}
+
 pub fn revoke_refresh_family(conn: &mut DbConnection, family: &str) -> Result<(), StoreError> {
     diesel::update(
         refresh_tokens::table.filter(

@@ -467,7 +467,47 @@ async fn two_tabs_refreshing_the_same_session_both_stay_signed_in(app: TestApp) 
     }
 }
 
+/// A sign-out and a refresh of the same session at the same instant: whichever commits
+/// first, the session ends, the pair the refresh may have handed out included.
+async fn a_sign_out_racing_a_refresh_ends_the_session_whoever_wins(app: TestApp) {
+    for round in 0..ROUNDS {
+        let session = app.admin().await;
+        let replies = at_once(2, |i| {
+            let (app, token) = (app.clone(), session.refresh_token.clone());
+            async move {
+                if i == 0 {
+                    let body = json!({"refresh_token": token});
+                    app.send(reqwest::Method::POST, "/v1/auth/logout", None, Some(body))
+                        .await
+                } else {
+                    refresh(&app, &token).await
+                }
+            }
+        })
+        .await;
+        assert_eq!(replies[0].status, 204, "round {round}: {replies:?}");
+        let mut tokens = vec![session.token.clone()];
+        match replies[1].status {
+            200 => {
+                let tab = crate::support::session_from(&replies[1].body);
+                refresh(&app, &tab.refresh_token)
+                    .await
+                    .expect_problem(401, "unauthenticated");
+                tokens.push(tab.token);
+            }
+            401 => {}
+            other => panic!("round {round}: the refresh answered {other}: {replies:?}"),
+        }
+        for token in &tokens {
+            app.get("/v1/me", token)
+                .await
+                .expect_problem(401, "unauthenticated");
+        }
+    }
+}
+
 on_both_backends_with!(side_by_side =>
+    a_sign_out_racing_a_refresh_ends_the_session_whoever_wins,
     guarded_sends_let_exactly_one_through,
     two_agents_claiming_at_once_leave_one_owner_who_got_200,
     a_send_racing_a_close_lands_before_it_or_is_refused,
