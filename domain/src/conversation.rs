@@ -329,12 +329,50 @@ pub fn reaches_customer(direction: Direction, kind: MessageKind) -> bool {
     direction == Direction::Outbound && matches!(kind, MessageKind::Message | MessageKind::Survey)
 }
 
+/// Whether the customer sees a stored message (a web chat visitor's thread): what they sent
+/// and what was sent to them; never notes or activity lines, which are `Internal`.
+pub fn customer_sees(direction: Direction, kind: MessageKind) -> bool {
+    match direction {
+        Direction::Inbound => true,
+        Direction::Outbound => reaches_customer(direction, kind),
+        Direction::Internal => false,
+    }
+}
+
 /// Whether the business may open a conversation on this channel (WhatsApp: customers start).
 pub fn may_initiate(channel: ChannelType) -> Result<(), DomainError> {
     if channel == ChannelType::Whatsapp {
         Err(DomainError::ChannelCannotInitiate)
     } else {
         Ok(())
+    }
+}
+
+/// How long after the customer's last message WhatsApp takes a free-form reply (its
+/// customer-service window; later, only a pre-approved template may reopen it).
+pub const WHATSAPP_REPLY_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Whether replies on this channel depend on when the customer last wrote (WhatsApp).
+pub fn has_reply_window(channel: ChannelType) -> bool {
+    channel == ChannelType::Whatsapp
+}
+
+/// Whether a free-form reply may go out on this channel `now`: on WhatsApp only within
+/// [`WHATSAPP_REPLY_WINDOW`] of the customer's last message (`customer_wrote_at`, as the
+/// provider dated it; a conversation the customer never wrote in has no window open).
+/// Notes are never sent, so they are never refused.
+pub fn may_reply_now(
+    channel: ChannelType,
+    kind: MessageKind,
+    customer_wrote_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    if !has_reply_window(channel) || kind == MessageKind::Note {
+        return Ok(());
+    }
+    match customer_wrote_at {
+        Some(at) if now - at < WHATSAPP_REPLY_WINDOW => Ok(()),
+        _ => Err(DomainError::ChannelWindowClosed),
     }
 }
 

@@ -1001,6 +1001,35 @@ fn the_sms_opt_out_does_not_affect_other_channels() {
 }
 
 #[test]
+fn whatsapp_replies_only_within_24_hours_of_the_customer() {
+    let wrote = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let later = |minutes: i64| wrote + chrono::TimeDelta::minutes(minutes);
+    let reply = |channel, kind, at, now| may_reply_now(channel, kind, at, now);
+    use ChannelType::*;
+    use MessageKind::{Message, Note};
+    assert_eq!(reply(Whatsapp, Message, Some(wrote), later(0)), Ok(()));
+    assert_eq!(
+        reply(Whatsapp, Message, Some(wrote), later(24 * 60 - 1)),
+        Ok(())
+    );
+    assert_eq!(
+        reply(Whatsapp, Message, Some(wrote), later(24 * 60)),
+        Err(DomainError::ChannelWindowClosed)
+    );
+    assert_eq!(
+        reply(Whatsapp, Message, None, later(0)),
+        Err(DomainError::ChannelWindowClosed)
+    );
+    // Notes stay inside; other channels have no such window.
+    assert_eq!(reply(Whatsapp, Note, Some(wrote), later(48 * 60)), Ok(()));
+    for channel in [Sms, Facebook, Instagram, Webchat] {
+        assert_eq!(reply(channel, Message, Some(wrote), later(48 * 60)), Ok(()));
+    }
+}
+
+#[test]
 fn the_business_cannot_start_a_whatsapp_conversation() {
     let result = may_initiate(ChannelType::Whatsapp);
     assert_eq!(result, Err(DomainError::ChannelCannotInitiate));

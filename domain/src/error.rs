@@ -44,6 +44,11 @@ pub enum DomainError {
     ContactOptedOut,
     #[error("this channel cannot start conversations")]
     ChannelCannotInitiate,
+    /// WhatsApp takes free-form replies only within 24 hours of the customer's last message.
+    #[error(
+        "the customer last wrote more than 24 hours ago; WhatsApp takes no free-form reply now"
+    )]
+    ChannelWindowClosed,
     #[error("this attachment is not allowed on this channel")]
     AttachmentNotAllowedOnChannel,
     #[error("this kind of file cannot be attached, or it is not what it claims to be")]

@@ -53,6 +53,16 @@ wire_enum!(
     }
 );
 wire_enum!(
+    /// Who carries a channel's messages: Switchboard's own signed webhook (a bridge the
+    /// team hosts), Twilio, Meta's Graph API, or Switchboard's web chat widget.
+    ChannelProvider {
+        Webhook = "webhook",
+        Twilio = "twilio",
+        Meta = "meta",
+        Webchat = "webchat",
+    }
+);
+wire_enum!(
     UserStatus { Online = "online", Away = "away", Offline = "offline" }
 );
 wire_enum!(
@@ -61,9 +71,23 @@ wire_enum!(
 );
 
 impl ChannelType {
-    /// Whether the channel's address is a phone number (E.164).
+    /// Whether the customer's address on the channel is a phone number (E.164).
     pub fn uses_phone_number(self) -> bool {
         matches!(self, ChannelType::Sms | ChannelType::Whatsapp)
+    }
+}
+
+impl ChannelProvider {
+    /// The channel types this provider carries: Twilio texts (sms/mms, WhatsApp), Meta its
+    /// three networks, the widget its web chat; the generic webhook bridges any of them.
+    pub fn carries(self, channel: ChannelType) -> bool {
+        use ChannelType::*;
+        match self {
+            ChannelProvider::Webhook => true,
+            ChannelProvider::Twilio => matches!(channel, Sms | Whatsapp),
+            ChannelProvider::Meta => matches!(channel, Whatsapp | Facebook | Instagram),
+            ChannelProvider::Webchat => channel == Webchat,
+        }
     }
 }
 
@@ -170,7 +194,24 @@ pub struct Channel {
     pub name: String,
     pub appended_message: Option<String>,
     pub outbound_url: Option<String>,
+    pub provider: ChannelProvider,
+    /// The public id a website's chat widget starts visitor sessions with (web chat only).
+    pub widget_token: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Channel {
+    /// Whether an outbound message leaves through a provider (and so is queued for it):
+    /// Twilio and Meta always, the webhook when it has an `outbound_url`. A webhook channel
+    /// without one is a sandbox and the web chat is read by the visitor's own socket:
+    /// their messages count as sent at once.
+    pub fn delivers_outbound(&self) -> bool {
+        match self.provider {
+            ChannelProvider::Twilio | ChannelProvider::Meta => true,
+            ChannelProvider::Webhook => self.outbound_url.is_some(),
+            ChannelProvider::Webchat => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

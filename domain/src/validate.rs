@@ -2,7 +2,7 @@
 //! or a `FieldError` naming the field.
 
 use crate::error::FieldError;
-use crate::model::ChannelType;
+use crate::model::{ChannelProvider, ChannelType};
 use crate::phone;
 
 /// Length limits (characters) the validators apply, named so that the OpenAPI schemas state
@@ -172,12 +172,24 @@ pub fn outbound_url(field: &str, value: &str) -> Result<String, FieldError> {
 }
 
 /// A channel's address: the business number in E.164 for sms and WhatsApp, the page or
-/// account id otherwise.
+/// account id otherwise; on Meta, WhatsApp's is the Cloud API's phone number id (digits).
 pub fn channel_address(
     field: &str,
+    provider: ChannelProvider,
     channel: ChannelType,
     value: &str,
 ) -> Result<String, FieldError> {
+    if provider == ChannelProvider::Meta {
+        let id = value.trim();
+        return if (1..=32).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_digit()) {
+            Ok(id.to_string())
+        } else {
+            Err(FieldError::new(
+                field,
+                "must be the numeric id Meta gives it",
+            ))
+        };
+    }
     if channel.uses_phone_number() {
         phone::normalize(value).ok_or_else(|| FieldError::new(field, "must be a phone number"))
     } else {
@@ -235,12 +247,51 @@ mod tests {
     #[test]
     fn channel_addresses_follow_the_channel() {
         assert_eq!(
-            channel_address("address", ChannelType::Sms, "415 555 2671").unwrap(),
+            channel_address(
+                "address",
+                ChannelProvider::Webhook,
+                ChannelType::Sms,
+                "415 555 2671"
+            )
+            .unwrap(),
             "+14155552671"
         );
-        assert!(channel_address("address", ChannelType::Whatsapp, "page-1").is_err());
+        assert!(
+            channel_address(
+                "address",
+                ChannelProvider::Webhook,
+                ChannelType::Whatsapp,
+                "page-1"
+            )
+            .is_err()
+        );
         assert_eq!(
-            channel_address("address", ChannelType::Facebook, "page-1").unwrap(),
+            channel_address(
+                "address",
+                ChannelProvider::Meta,
+                ChannelType::Whatsapp,
+                " 106540352242922 "
+            )
+            .unwrap(),
+            "106540352242922"
+        );
+        assert!(
+            channel_address(
+                "address",
+                ChannelProvider::Meta,
+                ChannelType::Facebook,
+                "page-1"
+            )
+            .is_err()
+        );
+        assert_eq!(
+            channel_address(
+                "address",
+                ChannelProvider::Webhook,
+                ChannelType::Facebook,
+                "page-1"
+            )
+            .unwrap(),
             "page-1"
         );
     }

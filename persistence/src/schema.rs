@@ -100,6 +100,9 @@ diesel::table! {
         outbound_url -> Nullable<Text>,
         inbound_secret -> Text,
         created_at -> Timestamp,
+        provider -> Text,
+        credentials -> Nullable<Text>,
+        widget_token -> Nullable<Text>,
     }
 }
 
@@ -175,6 +178,20 @@ diesel::table! {
         closed_by -> Nullable<BigInt>,
         updated_at -> Timestamp,
         customer_address -> Nullable<Text>,
+        customer_wrote_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webchat_visitors (id) {
+        id -> BigInt,
+        org_id -> BigInt,
+        channel_id -> BigInt,
+        contact_id -> BigInt,
+        address -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 
@@ -220,6 +237,7 @@ diesel::table! {
         storage_key -> Text,
         created_at -> Timestamp,
         chat_message_id -> Nullable<BigInt>,
+        visitor_id -> Nullable<BigInt>,
     }
 }
 
@@ -393,6 +411,8 @@ diesel::joinable!(inbox_members -> inboxes (inbox_id));
 diesel::joinable!(inbox_members -> users (user_id));
 diesel::joinable!(channels -> organizations (org_id));
 diesel::joinable!(channels -> inboxes (inbox_id));
+diesel::joinable!(webchat_visitors -> channels (channel_id));
+diesel::joinable!(webchat_visitors -> contacts (contact_id));
 diesel::joinable!(contacts -> organizations (org_id));
 diesel::joinable!(contact_phone_numbers -> organizations (org_id));
 diesel::joinable!(contact_phone_numbers -> contacts (contact_id));
@@ -505,4 +525,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     chats,
     chat_members,
     chat_messages,
+    webchat_visitors,
 );

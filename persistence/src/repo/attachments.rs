@@ -189,6 +189,30 @@ fn unattached(ids: &[i64]) -> Unattached<'_> {
     )
 }
 
+/// Marks an upload as a web chat visitor's: only they may attach it.
+pub fn set_visitor(conn: &mut DbConnection, id: i64, visitor: i64) -> Result<(), StoreError> {
+    diesel::update(a::table.find(id))
+        .set(a::visitor_id.eq(Some(visitor)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Those of `ids` that are the visitor's uploads, not yet sent, in upload order.
+pub fn visitor_unattached(
+    conn: &mut DbConnection,
+    visitor: i64,
+    ids: &[i64],
+) -> Result<Vec<Attachment>, StoreError> {
+    Ok(unattached(ids)
+        .filter(a::visitor_id.eq(visitor))
+        .order(a::id)
+        .select(COLUMNS)
+        .load::<Row>(conn)?
+        .into_iter()
+        .map(to_attachment)
+        .collect())
+}
+
 /// The attachments of a page of messages, in upload order.
 pub fn of_messages(
     conn: &mut DbConnection,

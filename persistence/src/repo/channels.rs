@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use domain::{Channel, ChannelId, ChannelType, InboxId, OrgId};
+use domain::{Channel, ChannelId, ChannelProvider, ChannelType, InboxId, OrgId};
 
 use super::parse_enum;
 use crate::schema::channels;
@@ -17,6 +17,8 @@ type ChannelRow = (
     String,
     Option<String>,
     Option<String>,
+    String,
+    Option<String>,
     NaiveDateTime,
 );
 
@@ -29,6 +31,8 @@ const CHANNEL_COLUMNS: (
     channels::name,
     channels::appended_message,
     channels::outbound_url,
+    channels::provider,
+    channels::widget_token,
     channels::created_at,
 ) = (
     channels::id,
@@ -39,6 +43,8 @@ const CHANNEL_COLUMNS: (
     channels::name,
     channels::appended_message,
     channels::outbound_url,
+    channels::provider,
+    channels::widget_token,
     channels::created_at,
 );
 
@@ -52,6 +58,8 @@ fn to_channel(row: ChannelRow) -> Result<Channel, StoreError> {
         name,
         appended_message,
         outbound_url,
+        provider,
+        widget_token,
         created_at,
     ) = row;
     Ok(Channel {
@@ -63,6 +71,8 @@ fn to_channel(row: ChannelRow) -> Result<Channel, StoreError> {
         name,
         appended_message,
         outbound_url,
+        provider: parse_enum(&provider, ChannelProvider::parse, "channel provider")?,
+        widget_token,
         created_at: from_db(created_at),
     })
 }
@@ -76,6 +86,25 @@ pub struct NewChannel<'a> {
     pub appended_message: Option<&'a str>,
     pub outbound_url: Option<&'a str>,
     pub inbound_secret: &'a str,
+    pub provider: ChannelProvider,
+    /// The provider's secrets, sealed by the caller (this layer never sees them in clear).
+    pub credentials: Option<&'a str>,
+    pub widget_token: Option<&'a str>,
+}
+
+/// What authenticates a channel's calls and its sends: the webhook's inbound secret and
+/// the provider's sealed credentials.
+#[derive(Clone)]
+pub struct ChannelSecrets {
+    pub inbound_secret: String,
+    pub credentials: Option<String>,
+}
+
+/// Never printed.
+impl std::fmt::Debug for ChannelSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChannelSecrets(***)")
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, new: NewChannel<'_>) -> Result<Channel, StoreError> {
@@ -89,6 +118,9 @@ pub fn insert(conn: &mut DbConnection, new: NewChannel<'_>) -> Result<Channel, S
             channels::appended_message.eq(new.appended_message),
             channels::outbound_url.eq(new.outbound_url),
             channels::inbound_secret.eq(new.inbound_secret),
+            channels::provider.eq(new.provider.as_str()),
+            channels::credentials.eq(new.credentials),
+            channels::widget_token.eq(new.widget_token),
             channels::created_at.eq(to_db(now())),
         ))
         .returning(CHANNEL_COLUMNS)
@@ -125,18 +157,44 @@ pub fn get(
         .transpose()
 }
 
-/// The channel and its inbound secret, for checking a signed channel call (no tenant yet:
-/// the signature is what authenticates the caller).
+/// The channel and its secrets, for checking a signed channel call or sending (no tenant
+/// yet: the signature is what authenticates the caller).
 pub fn get_with_secret(
     conn: &mut DbConnection,
     id: ChannelId,
-) -> Result<Option<(Channel, String)>, StoreError> {
-    let row: Option<(ChannelRow, String)> = channels::table
+) -> Result<Option<(Channel, ChannelSecrets)>, StoreError> {
+    let row: Option<(ChannelRow, String, Option<String>)> = channels::table
         .find(id.get())
-        .select((CHANNEL_COLUMNS, channels::inbound_secret))
+        .select((
+            CHANNEL_COLUMNS,
+            channels::inbound_secret,
+            channels::credentials,
+        ))
         .first(conn)
         .optional()?;
-    row.map(|(channel, secret)| Ok((to_channel(channel)?, secret)))
+    row.map(|(channel, inbound_secret, credentials)| {
+        Ok((
+            to_channel(channel)?,
+            ChannelSecrets {
+                inbound_secret,
+                credentials,
+            },
+        ))
+    })
+    .transpose()
+}
+
+/// The web chat channel a widget token names, with its (sealed) settings.
+pub fn find_by_widget_token(
+    conn: &mut DbConnection,
+    token: &str,
+) -> Result<Option<(Channel, Option<String>)>, StoreError> {
+    let row: Option<(ChannelRow, Option<String>)> = channels::table
+        .filter(channels::widget_token.eq(token))
+        .select((CHANNEL_COLUMNS, channels::credentials))
+        .first(conn)
+        .optional()?;
+    row.map(|(channel, credentials)| Ok((to_channel(channel)?, credentials)))
         .transpose()
 }
 
@@ -172,6 +230,9 @@ pub fn rehome(
             channels::appended_message.eq(new.appended_message),
             channels::outbound_url.eq(new.outbound_url),
             channels::inbound_secret.eq(new.inbound_secret),
+            channels::provider.eq(new.provider.as_str()),
+            channels::credentials.eq(new.credentials),
+            channels::widget_token.eq(new.widget_token),
         ))
         .returning(CHANNEL_COLUMNS)
         .get_result(conn)?;

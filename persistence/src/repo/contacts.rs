@@ -127,6 +127,19 @@ pub fn find_or_create_by_number(
     org: OrgId,
     number: &str,
 ) -> Result<(Contact, bool), StoreError> {
+    find_or_create_with(conn, org, number, None, None)
+}
+
+/// Like [`find_or_create_by_number`], giving a new contact the name and e-mail the channel
+/// knows (a WhatsApp profile name, what a web chat visitor typed). An existing contact
+/// keeps what agents recorded.
+pub fn find_or_create_with(
+    conn: &mut DbConnection,
+    org: OrgId,
+    number: &str,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> Result<(Contact, bool), StoreError> {
     // A merge may move the number between the lookup and the lock, and another writer (an
     // import, a text on another channel) may save it between the lookup and the insert:
     // then look again.
@@ -135,12 +148,18 @@ pub fn find_or_create_by_number(
             if let Some(contact) = lock(conn, org, id)?
                 && owner_of(conn, org, number)? == Some(id)
             {
-                return Ok((contact, false));
+                return match (name, &contact.name) {
+                    // Nobody named them yet: the channel's name for them is better than none.
+                    (Some(name), None) => Ok((name_unnamed(conn, org, id, name)?, false)),
+                    _ => Ok((contact, false)),
+                };
             }
             continue;
         }
         let fields = ContactFields {
             phone_numbers: vec![number.to_string()],
+            name: name.map(str::to_string),
+            email: email.map(str::to_string),
             ..ContactFields::default()
         };
         match super::savepoint(conn, |conn| insert(conn, org, &fields)) {
@@ -155,6 +174,39 @@ pub fn find_or_create_by_number(
 }
 
 /// The contact an address belongs to.
+/// Names a contact that has no name (and only then).
+fn name_unnamed(
+    conn: &mut DbConnection,
+    org: OrgId,
+    id: ContactId,
+    name: &str,
+) -> Result<Contact, StoreError> {
+    diesel::update(
+        contacts::table.filter(
+            contacts::id
+                .eq(id.get())
+                .and(contacts::org_id.eq(org.get()))
+                .and(contacts::name.is_null()),
+        ),
+    )
+    .set((
+        contacts::name.eq(Some(name)),
+        contacts::sort_key.eq(rules::sort_key(Some(name))),
+        contacts::updated_at.eq(to_db(now())),
+    ))
+    .execute(conn)?;
+    reindex(conn, org, id)
+}
+
+/// The contact that has this address (a phone number in E.164, or `<channel>:<id>`).
+pub fn owner_of_address(
+    conn: &mut DbConnection,
+    org: OrgId,
+    address: &str,
+) -> Result<Option<ContactId>, StoreError> {
+    owner_of(conn, org, address)
+}
+
 fn owner_of(
     conn: &mut DbConnection,
     org: OrgId,
@@ -496,6 +548,13 @@ pub fn merge(
     diesel::update(contact_activity::table.filter(contact_activity::contact_id.eq(other.get())))
         .set(contact_activity::contact_id.eq(keep.get()))
         .execute(conn)?;
+    // A web chat visitor keeps chatting, now as the merged contact.
+    diesel::update(
+        crate::schema::webchat_visitors::table
+            .filter(crate::schema::webchat_visitors::contact_id.eq(other.get())),
+    )
+    .set(crate::schema::webchat_visitors::contact_id.eq(keep.get()))
+    .execute(conn)?;
     diesel::delete(
         contacts::table.filter(
             contacts::id

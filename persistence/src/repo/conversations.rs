@@ -381,6 +381,75 @@ pub fn archive_into(
     )
 }
 
+/// The newest conversation of the contact on the channel, open or closed (a web chat
+/// visitor's thread).
+pub fn latest_of(
+    conn: &mut DbConnection,
+    channel: ChannelId,
+    contact: ContactId,
+) -> Result<Option<Conversation>, StoreError> {
+    c::table
+        .filter(
+            c::channel_id
+                .eq(channel.get())
+                .and(c::contact_id.eq(contact.get())),
+        )
+        .order(c::id.desc())
+        .select(COLUMNS)
+        .first::<ConversationRow>(conn)
+        .optional()?
+        .map(to_conversation)
+        .transpose()
+}
+
+/// The customer wrote at `at` (as the provider dated it): kept when it is the latest.
+pub fn note_customer_wrote(
+    conn: &mut DbConnection,
+    locked: &Locked,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let at = to_db(at);
+    diesel::update(
+        c::table.filter(
+            c::id.eq(locked.id().get()).and(
+                c::customer_wrote_at
+                    .is_null()
+                    .or(c::customer_wrote_at.lt(at)),
+            ),
+        ),
+    )
+    .set(c::customer_wrote_at.eq(Some(at)))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// When the customer last wrote in the conversation: as the provider dated it, or, for a
+/// conversation from before that was recorded, when their last message arrived.
+pub fn customer_wrote_at(
+    conn: &mut DbConnection,
+    id: ConversationId,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    use crate::schema::messages as m;
+    let recorded: Option<NaiveDateTime> = c::table
+        .find(id.get())
+        .select(c::customer_wrote_at)
+        .first::<Option<NaiveDateTime>>(conn)
+        .optional()?
+        .flatten();
+    let at = match recorded {
+        Some(at) => Some(at),
+        None => m::table
+            .filter(
+                m::conversation_id
+                    .eq(id.get())
+                    .and(m::direction.eq("inbound")),
+            )
+            .select(diesel::dsl::max(m::created_at))
+            .first::<Option<NaiveDateTime>>(conn)?,
+    };
+    Ok(at.map(from_db))
+}
+
 /// Where replies to the conversation go from now on: the customer's address as they last
 /// wrote from it, or as an agent last addressed them.
 pub fn set_customer_address(

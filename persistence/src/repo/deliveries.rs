@@ -45,8 +45,8 @@ pub struct Due {
     pub message_id: MessageId,
     pub conversation_id: ConversationId,
     pub channel: Channel,
-    /// Signs what is sent, as the provider signs what it sends us.
-    pub inbound_secret: String,
+    /// The webhook's signing secret and the provider's sealed credentials.
+    pub secrets: channels::ChannelSecrets,
     /// The customer's address as the provider knows it: E.164 for sms and WhatsApp, the
     /// platform's user id otherwise. `None` when the contact has none on this channel.
     pub to: Option<String>,
@@ -66,7 +66,7 @@ impl std::fmt::Debug for Due {
             .field("message_id", &self.message_id)
             .field("conversation_id", &self.conversation_id)
             .field("channel", &self.channel)
-            .field("inbound_secret", &"***")
+            .field("secrets", &self.secrets)
             .field("to", &self.to)
             .field("body", &self.body)
             .field("attachments", &self.attachments)
@@ -162,7 +162,8 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
         .load(conn)?;
     let messages: Vec<MessageId> = rows.iter().map(|row| MessageId(row.2)).collect();
     let mut files = attachments::of_messages(conn, &messages)?;
-    let mut channel_cache: HashMap<i64, Option<(Channel, String)>> = HashMap::new();
+    let mut channel_cache: HashMap<i64, Option<(Channel, channels::ChannelSecrets)>> =
+        HashMap::new();
     let mut due = Vec::with_capacity(rows.len());
     for row in rows {
         let (
@@ -184,7 +185,7 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
                 found
             }
         };
-        let Some((channel, inbound_secret)) =
+        let Some((channel, secrets)) =
             channel.filter(|(channel, _)| channel.org_id.get() == org_id)
         else {
             continue;
@@ -201,7 +202,7 @@ fn load(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Due>, StoreError> {
             message_id: MessageId(message_id),
             conversation_id: ConversationId(conversation_id),
             channel,
-            inbound_secret,
+            secrets,
             to,
             body,
             attachments: files.remove(&MessageId(message_id)).unwrap_or_default(),

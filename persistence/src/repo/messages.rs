@@ -176,6 +176,38 @@ pub fn page(
     Ok(Page::from_overfetch(messages, limit))
 }
 
+/// The messages of the conversation its customer sees (`conversation::customer_sees`:
+/// never `internal` ones, notes and activity lines), before `before`, newest first.
+pub fn customer_page(
+    conn: &mut DbConnection,
+    conversation: ConversationId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Page<Message>, StoreError> {
+    let mut query = m::table
+        .filter(m::conversation_id.eq(conversation.get()))
+        .filter(m::direction.ne(Direction::Internal.as_str()))
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(m::id.lt(before));
+    }
+    let rows: Vec<MessageRow> = query
+        .order(m::id.desc())
+        .limit(limit + 1)
+        .select(COLUMNS)
+        .load(conn)?;
+    let messages = rows
+        .into_iter()
+        .map(to_message)
+        .filter(|message| {
+            message.as_ref().map_or(true, |message| {
+                domain::conversation::customer_sees(message.direction, message.kind)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_overfetch(messages, limit))
+}
+
 /// Moves the message's delivery status on to `status` when the rule allows it
 /// ([`DeliveryStatus::replaced_by`]); `None` when it changed nothing (already there or
 /// beyond, or no such message). The rule is the UPDATE's own condition, so two reports

@@ -71,6 +71,7 @@ pub mod surveys;
 pub mod tags;
 pub mod teams;
 pub mod users;
+pub mod visitors;
 
 use crate::error::StoreError;
 

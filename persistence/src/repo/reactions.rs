@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use domain::{MessageId, UserId};
+use domain::{ContactId, MessageId, UserId};
 
 use crate::schema::message_reactions as r;
 use crate::{DbConnection, StoreError, now, to_db};
@@ -51,6 +51,35 @@ pub fn remove(
         ),
     )
     .execute(conn)?;
+    Ok(())
+}
+
+/// The customer's reaction to a message, replacing the one they had (channels such as
+/// WhatsApp allow one each); `None` takes it away.
+pub fn set_contact(
+    conn: &mut DbConnection,
+    message: MessageId,
+    contact: ContactId,
+    emoji: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::delete(
+        r::table.filter(
+            r::message_id
+                .eq(message.get())
+                .and(r::contact_id.eq(contact.get())),
+        ),
+    )
+    .execute(conn)?;
+    if let Some(emoji) = emoji {
+        diesel::insert_into(r::table)
+            .values((
+                r::message_id.eq(message.get()),
+                r::emoji.eq(emoji),
+                r::contact_id.eq(Some(contact.get())),
+                r::created_at.eq(to_db(now())),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
