@@ -187,6 +187,38 @@ pub struct Config {
     /// in milliseconds; longer counts as a failed attempt ("timed out").
     #[arg(long, env = "SWITCHBOARD_DELIVERY_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=50_000))]
     pub delivery_timeout_ms: u64,
+
+    /// Seals provider credentials (Twilio tokens, Meta app secrets) in the database: 32
+    /// bytes as base64 or 64 hex digits. Unset: derived from the JWT secret. Changing it
+    /// leaves the sealed credentials unreadable: the channels must be connected again.
+    #[arg(long, env = "SWITCHBOARD_CREDENTIALS_KEY", hide_env_values = true)]
+    pub credentials_key: Option<String>,
+
+    /// Twilio's REST API (a local stand-in in tests).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TWILIO_API_URL",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_api_url: String,
+
+    /// Meta's Graph API, unversioned (a local stand-in in tests).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_META_GRAPH_URL",
+        default_value = "https://graph.facebook.com"
+    )]
+    pub meta_graph_url: String,
+
+    /// How long a web chat visitor's token works, in seconds; the widget starts a new
+    /// session after that.
+    #[arg(long, env = "SWITCHBOARD_VISITOR_TOKEN_TTL", default_value_t = 12 * 3600, value_parser = clap::value_parser!(u64).range(60..=30 * 24 * 3600))]
+    pub visitor_token_ttl: u64,
+
+    /// Web chat requests one visitor token may make per minute (messages, uploads,
+    /// reads); the same again per client address for starting sessions.
+    #[arg(long, env = "SWITCHBOARD_VISITOR_RATE", default_value_t = 60)]
+    pub visitor_rate: u32,
 }
 
 impl Config {

@@ -1,6 +1,6 @@
-//! The outbound delivery worker: sends queued outbound messages to their channel's
-//! `outbound_url`, signed like the provider's calls to us, and retries with exponential
-//! backoff until the provider accepts or the attempts run out.
+//! The outbound delivery worker: sends queued outbound messages through their channel's
+//! provider (the webhook's `outbound_url`, Twilio, Meta; see `providers`) and retries with
+//! exponential backoff until the provider accepts or the attempts run out.
 //!
 //! The queue is the `outbound_deliveries` table, so a restart loses nothing: whatever was
 //! queued is leased again by the next instance. One worker runs per process (not per HTTP
@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::db;
 use crate::error::ApiError;
-use crate::routes::channel_calls::{SIGNATURE_HEADER, signature};
+use crate::providers::webhook::SIGNATURE_HEADER;
+use crate::providers::{self, Outcome, Sending};
 use crate::service::events::{Logged, Outbox};
 use crate::service::present;
 use crate::state::AppState;
@@ -34,15 +35,10 @@ const BATCH: i64 = 16;
 /// How often the queue is looked at when nothing pokes the worker: retries, other
 /// instances' leftovers and expired leases are found this way.
 const POLL: Duration = Duration::from_millis(500);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longer than any one send can take (the request timeout, at most 50 s, plus the
 /// database), so a lease only runs out when its instance died; then the row is due again.
 const LEASE_SECONDS: i64 = 60;
 const MAX_DELAY_MS: u64 = 5 * 60 * 1000;
-/// Only `external_id` is read from the provider's answer; more is not kept in memory.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-const MAX_EXTERNAL_ID_CHARS: usize = 200;
-const MAX_ERROR_CHARS: usize = 500;
 
 /// The running worker; [`Worker::stop`] ends it.
 pub struct Worker {
@@ -70,23 +66,13 @@ impl Worker {
 
 /// Starts the worker on the current (actix) runtime.
 pub fn start(state: web::Data<AppState>) -> Result<Worker, String> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(state.config.delivery_timeout_ms))
-        .connect_timeout(
-            CONNECT_TIMEOUT.min(Duration::from_millis(state.config.delivery_timeout_ms)),
-        )
-        // A redirect would re-send a signed body somewhere nobody configured (and turn the
-        // POST into a GET): it counts as a failed attempt instead.
-        .redirect(reqwest::redirect::Policy::none())
-        // Only to addresses the operator's policy permits, resolved here (a proxy would
-        // resolve them out of sight), on every connection.
-        .no_proxy()
-        .dns_resolver(std::sync::Arc::new(crate::outbound::GuardedResolver {
-            policy: state.config.outbound_allow.clone(),
-        }))
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|error| format!("cannot build the delivery HTTP client: {error}"))?;
+    // No redirects: one would re-send a signed body somewhere nobody configured (and turn
+    // the POST into a GET); it counts as a failed attempt instead.
+    let client = crate::outbound::guarded_client(
+        &state.config.outbound_allow,
+        Duration::from_millis(state.config.delivery_timeout_ms),
+        0,
+    )?;
     let (shutdown, stopping) = watch::channel(false);
     let task = actix_web::rt::spawn(run(state, client, stopping));
     Ok(Worker {
@@ -173,19 +159,6 @@ async fn round(
     }))
 }
 
-/// What became of one attempt.
-#[derive(Debug)]
-enum Outcome {
-    /// The provider took it (2xx), perhaps naming it by its own id.
-    Accepted { external_id: Option<String> },
-    /// The channel has no outbound_url (any more): a sandbox, where messages count as sent.
-    Sandbox,
-    /// Worth trying again.
-    Failed(String),
-    /// Trying again cannot help.
-    Undeliverable(String),
-}
-
 /// The message's files as the provider fetches them: each behind a signed link that works
 /// for the configured lifetime from this attempt on. Every attempt signs afresh, so a retry
 /// long after the first never carries links that have run out.
@@ -202,75 +175,24 @@ fn outbound_attachments(state: &AppState, due: &Due) -> Vec<OutboundAttachment> 
         .collect()
 }
 
+/// One attempt, through the channel's provider.
 async fn attempt(state: &AppState, client: &reqwest::Client, due: &Due) -> Outcome {
-    let Some(url) = due.channel.outbound_url.as_deref() else {
-        return Outcome::Sandbox;
+    let provider = providers::of(due.channel.provider);
+    let secrets = due.secrets.clone();
+    let opened = match providers::open(state, &due.channel, secrets) {
+        Ok(opened) => opened,
+        // The operator's to fix (the credentials key changed): retried, not given up.
+        Err(error) => return Outcome::Failed(error.to_string()),
     };
-    if let Some(refused) = crate::outbound::refused_literal(&state.config.outbound_allow, url) {
-        return Outcome::Undeliverable(refused);
-    }
-    let Some(to) = due.to.clone() else {
-        return Outcome::Undeliverable("the contact has no address on this channel".into());
-    };
-    let payload = OutboundDelivery {
-        message_id: due.message_id.get(),
-        channel_id: due.channel.id.get(),
-        conversation_id: due.conversation_id.get(),
-        to,
-        from: due.channel.address.clone(),
-        body: due.body.clone(),
-        attachments: outbound_attachments(state, due),
-    };
-    let body = match serde_json::to_vec(&payload) {
-        Ok(body) => body,
-        Err(error) => {
-            return Outcome::Undeliverable(format!("cannot encode the delivery: {error}"));
-        }
-    };
-    let request = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature(&due.inbound_secret, &body))
-        .body(body);
-    let mut response = match request.send().await {
-        Ok(response) => response,
-        Err(error) => return Outcome::Failed(describe(error)),
-    };
-    let status = response.status();
-    if !status.is_success() {
-        return Outcome::Failed(format!("the provider answered HTTP {}", status.as_u16()));
-    }
-    // Accepted whatever the body holds: failing to read it must not send the message again.
-    let mut answer = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        if answer.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            break;
-        }
-        answer.extend_from_slice(&chunk);
-    }
-    Outcome::Accepted {
-        external_id: external_id(&answer),
-    }
-}
-
-/// The provider's id for the message, from a JSON answer `{"external_id": "…"}`.
-fn external_id(answer: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
-    let id = value.get("external_id")?.as_str()?.trim();
-    (!id.is_empty() && id.chars().count() <= MAX_EXTERNAL_ID_CHARS).then(|| id.to_string())
-}
-
-/// The error and its causes, without the URL (it may carry a provider's token).
-fn describe(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.chars().take(MAX_ERROR_CHARS).collect()
+    provider
+        .send(Sending {
+            state,
+            http: client,
+            due,
+            credentials: &opened.credentials,
+            attachments: outbound_attachments(state, due),
+        })
+        .await
 }
 
 /// The wait before attempt `attempts + 1`, after `attempts` failed ones: `base`, doubling
@@ -498,19 +420,5 @@ mod tests {
             assert!((2000..=2200).contains(&jittered_ms(1000, 2)));
         }
         assert_eq!(jittered_ms(0, 1), 0);
-    }
-
-    #[test]
-    fn only_a_string_external_id_is_kept() {
-        assert_eq!(
-            external_id(br#"{"external_id":"SM123"}"#),
-            Some("SM123".into())
-        );
-        assert_eq!(external_id(br#"{"external_id":42}"#), None);
-        assert_eq!(external_id(br#"{"external_id":"  "}"#), None);
-        assert_eq!(external_id(b"OK"), None);
-        assert_eq!(external_id(b""), None);
-        let long = format!(r#"{{"external_id":"{}"}}"#, "x".repeat(201));
-        assert_eq!(external_id(long.as_bytes()), None);
     }
 }

@@ -37,6 +37,8 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     #[error("the cursor is older than the event log keeps; reload your lists")]
     CursorExpired,
+    #[error("this page's origin is not one of the web chat's allowed origins")]
+    OriginNotAllowed,
     #[error("a service this request needs is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::CursorExpired => ErrorCode::CursorExpired,
+            ApiError::OriginNotAllowed => ErrorCode::OriginNotAllowed,
             ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
             ApiError::Internal(_) => ErrorCode::InternalError,
         }

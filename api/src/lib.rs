@@ -16,6 +16,7 @@ pub mod live;
 pub mod metrics;
 pub mod outbound;
 pub mod paging;
+pub mod providers;
 pub mod rate_limit;
 pub mod routes;
 pub mod seed;
@@ -31,7 +32,9 @@ use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpServer, web};
 use persistence::repo::settings;
 use persistence::{Store, StoreError};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, HttpBuilder, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -69,6 +72,7 @@ use state::AppState;
         (name = "surveys", description = "Customer satisfaction surveys (public, token-keyed)"),
         (name = "chats", description = "Internal chats between colleagues: direct and team chats"),
         (name = "attachments", description = "Files sent with messages"),
+        (name = "webchat", description = "The website chat widget's visitor API: sessions, messages, files and the visitor's WebSocket"),
         (name = "realtime", description = "WebSocket push and event replay"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
@@ -91,6 +95,29 @@ impl Modify for BearerAuth {
                 "X-Switchboard-Signature",
                 "`sha256=` and the hex HMAC-SHA256 of the raw body under the channel's inbound secret",
             ))),
+        );
+        components.add_security_scheme(
+            "twilio_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Twilio-Signature",
+                "Twilio's request signature: base64 HMAC-SHA1 under the account's auth token over the URL and the sorted POST parameters",
+            ))),
+        );
+        components.add_security_scheme(
+            "meta_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Hub-Signature-256",
+                "`sha256=` and the hex HMAC-SHA256 of the raw body under the Meta app secret",
+            ))),
+        );
+        components.add_security_scheme(
+            "visitor",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A web chat visitor's `visitor_token`, from `POST /v1/webchat/{widget_token}/sessions`"))
+                    .build(),
+            ),
         );
     }
 }
@@ -202,7 +229,15 @@ pub fn prepare(config: Config) -> Result<(AppState, Option<String>), StartError>
         store.clone(),
         Duration::from_secs(config.event_retention_hours.saturating_mul(3600)),
     );
+    let sealer = providers::Sealer::new(config.credentials_key.as_deref(), &secret)
+        .map_err(StartError::Config)?;
+    let provider_http =
+        outbound::guarded_client(&config.outbound_allow, Duration::from_secs(30), 3)
+            .map_err(StartError::Other)?;
     let state = AppState {
+        sealer,
+        provider_http,
+        visitors: rate_limit::RequestLimiter::new(Duration::from_secs(60), config.visitor_rate),
         tokens: auth::TokenKeys::new(&secret, config.access_token_ttl),
         links: links::AttachmentLinks::new(&secret, config.attachment_link_ttl),
         sign_ins,
@@ -272,6 +307,7 @@ pub fn server(
             .wrap(from_fn(compress::in_place))
             .wrap(Compress::default())
             .wrap(from_fn(metrics::observe))
+            .wrap(from_fn(routes::webchat::cors))
     };
     // Signals are ours to handle (see `stop_on_signal`): sockets must close with 1001
     // before the server stops.

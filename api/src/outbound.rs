@@ -61,6 +61,44 @@ pub fn refused_literal(policy: &OutboundPolicy, url: &str) -> Option<String> {
     (!policy.permits(address)).then(|| format!("the outbound_url {REFUSED}"))
 }
 
+/// An HTTP client that reaches only what `policy` permits: names resolved through
+/// [`GuardedResolver`] on every connection, no proxy (it would resolve them out of sight),
+/// and at most `redirects` redirects, each to a host the policy permits too (an address
+/// written in the URL never meets the resolver, so it is checked here).
+pub fn guarded_client(
+    policy: &OutboundPolicy,
+    timeout: Duration,
+    redirects: usize,
+) -> Result<reqwest::Client, String> {
+    let redirect = if redirects == 0 {
+        reqwest::redirect::Policy::none()
+    } else {
+        let checked = policy.clone();
+        reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > redirects {
+                attempt.error("too many redirects")
+            } else if literal_host(attempt.url()).is_some_and(|address| !checked.permits(address)) {
+                attempt.error(REFUSED)
+            } else {
+                attempt.follow()
+            }
+        })
+    };
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .redirect(redirect)
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(GuardedResolver {
+            policy: policy.clone(),
+        }))
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| format!("cannot build an HTTP client: {error}"))
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The delivery client's resolver: the system's answers, less what the policy refuses; a
 /// name left with no address fails the attempt.
 pub struct GuardedResolver {

@@ -149,6 +149,54 @@ impl LoginLimiter {
     }
 }
 
+/// Requests per key in fixed windows (web chat visitors: per visitor token and per client
+/// address). Per instance: behind several instances a client gets at most that many times
+/// the rate, which bounds abuse just as well.
+pub struct RequestLimiter {
+    window: Duration,
+    limit: u32,
+    tracked: Mutex<HashMap<String, Window>>,
+}
+
+impl RequestLimiter {
+    pub fn new(window: Duration, limit: u32) -> RequestLimiter {
+        RequestLimiter {
+            window,
+            limit: limit.max(1),
+            tracked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a request of `key`: `Err(seconds)` to wait when the window's allowance is
+    /// spent.
+    pub fn hit(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut tracked = self
+            .tracked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if tracked.len() > SWEEP_ABOVE {
+            let window = self.window;
+            tracked.retain(|_, kept| now.duration_since(kept.started) < window);
+        }
+        let entry = tracked.entry(key.to_string()).or_insert(Window {
+            started: now,
+            failures: 0,
+        });
+        if now.duration_since(entry.started) >= self.window {
+            *entry = Window {
+                started: now,
+                failures: 0,
+            };
+        }
+        if entry.failures >= self.limit {
+            return Err(seconds_until(entry.started + self.window, now));
+        }
+        entry.failures += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +252,24 @@ mod tests {
         assert!(limiter.check("ana@example.com", "10.0.0.1").is_err());
         std::thread::sleep(Duration::from_millis(40));
         assert!(limiter.check("ana@example.com", "10.0.0.1").is_ok());
+    }
+
+    #[test]
+    fn requests_are_counted_per_key_and_window() {
+        let limiter = RequestLimiter::new(Duration::from_secs(60), 3);
+        for _ in 0..3 {
+            assert_eq!(limiter.hit("visitor:1"), Ok(()));
+        }
+        let wait = limiter.hit("visitor:1").unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(
+            limiter.hit("visitor:2"),
+            Ok(()),
+            "another key has its own allowance"
+        );
+        let short = RequestLimiter::new(Duration::from_millis(1), 1);
+        assert_eq!(short.hit("a"), Ok(()));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(short.hit("a"), Ok(()), "a new window starts afresh");
     }
 }

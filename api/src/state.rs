@@ -30,6 +30,13 @@ pub struct AppState {
     /// Poked after a commit that queued an outbound message, so the delivery worker sends it
     /// now rather than at its next poll.
     pub deliveries: tokio::sync::Notify,
+    /// Seals and opens channel providers' credentials.
+    pub sealer: crate::providers::Sealer,
+    /// Fetches customers' files from providers (Twilio's media, Meta's CDN), through the
+    /// outbound address guard.
+    pub provider_http: reqwest::Client,
+    /// Web chat requests per visitor token and per client address.
+    pub visitors: crate::rate_limit::RequestLimiter,
     /// Responses outside the OpenAPI document, when `config.check_contract` is on.
     pub contract_violations: crate::contract::Violations,
 }

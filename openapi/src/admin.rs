@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::User;
 use crate::common::nullable;
-use crate::enums::{AgentVisibility, ChannelType, InboxKind, Role};
+use crate::enums::{AgentVisibility, ChannelProvider, ChannelType, InboxKind, Role};
 use crate::page_type;
 
 page_type!(UserPage, User);
@@ -157,27 +157,47 @@ pub struct Channel {
     pub inbox_id: i64,
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
-    /// E.164 for sms and WhatsApp; the page or account id otherwise.
+    pub provider: ChannelProvider,
+    /// E.164 for sms and WhatsApp (on Meta, WhatsApp's phone number id); the page or
+    /// account id otherwise.
     pub address: String,
     pub name: String,
     /// Added to the end of every outbound message.
     pub appended_message: Option<String>,
-    /// Where outbound messages are POSTed; `null`: sandbox, messages are marked sent.
+    /// Where outbound messages are POSTed (`webhook` only); `null` there: a sandbox,
+    /// messages are marked sent.
     pub outbound_url: Option<String>,
+    /// The URL to paste into the provider's console: where it calls with customers'
+    /// messages (`webhook`, `twilio`, `meta`); `null` for the web chat.
+    pub callback_url: Option<String>,
+    /// The web chat widget's public id (`POST /v1/webchat/{widget_token}/sessions`).
+    pub widget_token: Option<String>,
     #[serde(with = "crate::common::millis")]
     pub created_at: DateTime<Utc>,
 }
 
-impl From<domain::Channel> for Channel {
-    fn from(channel: domain::Channel) -> Self {
+impl Channel {
+    /// The channel as clients see it; `base` is the server's public URL.
+    pub fn present(channel: domain::Channel, base: &str) -> Self {
+        use domain::ChannelProvider as P;
+        let path = match channel.provider {
+            P::Webhook => Some("inbound"),
+            P::Twilio => Some("twilio"),
+            P::Meta => Some("meta"),
+            P::Webchat => None,
+        };
         Channel {
             id: channel.id.get(),
             inbox_id: channel.inbox_id.get(),
             channel_type: channel.channel_type.into(),
+            provider: channel.provider.into(),
             address: channel.address,
             name: channel.name,
             appended_message: channel.appended_message,
             outbound_url: channel.outbound_url,
+            callback_url: path
+                .map(|path| format!("{base}/v1/channels/{}/{path}", channel.id.get())),
+            widget_token: channel.widget_token,
             created_at: channel.created_at,
         }
     }
@@ -188,8 +208,44 @@ impl From<domain::Channel> for Channel {
 pub struct CreatedChannel {
     #[serde(flatten)]
     pub channel: Channel,
-    /// HMAC-SHA256 key for `X-Switchboard-Signature`; not shown again.
+    /// HMAC-SHA256 key for `X-Switchboard-Signature` (the `webhook` provider's calls and
+    /// deliveries); not shown again.
     pub inbound_secret: String,
+}
+
+/// A provider's credentials: write-only, sealed at rest and never returned.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ChannelCredentials {
+    Twilio(TwilioCredentials),
+    Meta(MetaCredentials),
+    Webchat(WebchatSettings),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioCredentials {
+    /// `AC…`, 34 characters.
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetaCredentials {
+    /// A system user's or page access token with the messaging permissions.
+    pub access_token: String,
+    /// The Meta app's secret: it signs every webhook call (`X-Hub-Signature-256`).
+    pub app_secret: String,
+    /// Any string of your choosing, entered again in the app's webhook settings.
+    pub verify_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebchatSettings {
+    /// The page origins the widget may run on (`https://example.com`), 1 to 20.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -197,14 +253,21 @@ pub struct CreatedChannel {
 pub struct CreateChannel {
     #[serde(rename = "type")]
     pub channel_type: ChannelType,
+    /// Default `webhook`. Twilio carries `sms` and `whatsapp`, Meta `whatsapp`, `facebook`
+    /// and `instagram`, the web chat `webchat`.
+    pub provider: Option<ChannelProvider>,
     pub address: String,
     pub name: String,
     pub appended_message: Option<String>,
-    /// Where outbound messages are POSTed (`http://` or `https://`); unset: a sandbox. It
-    /// must reach the public internet: loopback, private, link-local and metadata addresses
-    /// (by address, or by a name that resolves to one) are refused with 422
-    /// `validation_failed` unless the operator allows their range.
+    /// Where outbound messages are POSTed (`http://` or `https://`; `webhook` only); unset:
+    /// a sandbox. It must reach the public internet: loopback, private, link-local and
+    /// metadata addresses (by address, or by a name that resolves to one) are refused with
+    /// 422 `validation_failed` unless the operator allows their range.
     pub outbound_url: Option<String>,
+    /// The provider's credentials (`twilio`, `meta`) or settings (`webchat`); none for the
+    /// webhook.
+    #[schema(value_type = Option<ChannelCredentials>)]
+    pub credentials: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -43,6 +43,12 @@ wire_enum!(
     ChannelType => domain::ChannelType { Sms, Whatsapp, Facebook, Instagram, Webchat }
 );
 wire_enum!(
+    /// Who carries the channel's messages: `webhook`, Switchboard's own signed JSON (a
+    /// bridge the team hosts, or a sandbox without `outbound_url`); `twilio`; `meta` (the
+    /// WhatsApp Cloud API, Messenger, Instagram); `webchat`, the website widget.
+    ChannelProvider => domain::ChannelProvider { Webhook, Twilio, Meta, Webchat }
+);
+wire_enum!(
     UserStatus => domain::UserStatus { Online, Away, Offline }
 );
 wire_enum!(

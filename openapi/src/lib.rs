@@ -13,6 +13,7 @@ pub mod document;
 pub mod enums;
 pub mod ops;
 pub mod problems;
+pub mod webchat;
 
 pub use admin::*;
 pub use auth::*;
@@ -23,6 +24,7 @@ pub use conversations::*;
 pub use enums::*;
 pub use ops::*;
 pub use problems::ErrorCode;
+pub use webchat::*;
 
 /// The committed OpenAPI document, as `make openapi` wrote it.
 pub const COMMITTED_SPEC: &str = include_str!("../openapi.json");

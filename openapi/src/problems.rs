@@ -99,8 +99,14 @@ error_codes! {
     ContactOptedOut = ("contact_opted_out", 422, "Refused by a rule"),
     /// This channel cannot start a conversation; only the customer can.
     ChannelCannotInitiate = ("channel_cannot_initiate", 422, "Refused by a rule"),
+    /// WhatsApp takes free-form replies only within 24 hours of the customer's last message
+    /// (its time as the provider reports it); the customer must write again first.
+    ChannelWindowClosed = ("channel_window_closed", 422, "Refused by a rule"),
     /// This kind of attachment cannot be sent on this channel.
     AttachmentNotAllowedOnChannel = ("attachment_not_allowed_on_channel", 422, "Refused by a rule"),
+    /// A web chat request from a page whose origin is not one of the channel's
+    /// `allowed_origins`.
+    OriginNotAllowed = ("origin_not_allowed", 403, "Origin not allowed"),
     /// Too many attempts; `Retry-After` says when to try again.
     RateLimited = ("rate_limited", 429, "Too many requests"),
     /// A bug on the server's side; the cause is logged, never shown.
@@ -124,6 +130,7 @@ impl ErrorCode {
             DomainError::MoveDisabled => ErrorCode::MoveDisabled,
             DomainError::ContactOptedOut => ErrorCode::ContactOptedOut,
             DomainError::ChannelCannotInitiate => ErrorCode::ChannelCannotInitiate,
+            DomainError::ChannelWindowClosed => ErrorCode::ChannelWindowClosed,
             DomainError::AttachmentNotAllowedOnChannel => ErrorCode::AttachmentNotAllowedOnChannel,
             DomainError::UnsupportedAttachment => ErrorCode::UnsupportedAttachment,
         }
@@ -417,6 +424,7 @@ mod tests {
             DomainError::MoveDisabled,
             DomainError::ContactOptedOut,
             DomainError::ChannelCannotInitiate,
+            DomainError::ChannelWindowClosed,
             DomainError::AttachmentNotAllowedOnChannel,
             DomainError::UnsupportedAttachment,
         ];

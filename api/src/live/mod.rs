@@ -8,6 +8,7 @@ pub mod maintenance;
 pub mod presence;
 pub mod replay;
 pub mod session;
+pub mod visitor;
 
 use std::collections::HashMap;
 

@@ -62,12 +62,12 @@ pub async fn upload_attachment(
     }
 }
 
-fn bad_multipart(error: actix_multipart::MultipartError) -> ApiError {
+pub(crate) fn bad_multipart(error: actix_multipart::MultipartError) -> ApiError {
     ApiError::BadRequest(format!("invalid multipart body: {error}"))
 }
 
 /// Reads a part we do not use to its end.
-async fn drain(mut field: actix_multipart::Field) -> Result<(), ApiError> {
+pub(crate) async fn drain(mut field: actix_multipart::Field) -> Result<(), ApiError> {
     while field.try_next().await.map_err(bad_multipart)?.is_some() {}
     Ok(())
 }
@@ -78,7 +78,7 @@ const SNIFF_BYTES: usize = 512;
 /// Streams the `file` part to storage as it arrives: its first bytes are checked before
 /// anything is written, and a part that fails (too large, a broken body, storage away)
 /// leaves nothing behind.
-async fn store_part(
+pub(crate) async fn store_part(
     state: &AppState,
     org: domain::OrgId,
     mut field: actix_multipart::Field,

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// The client address the rate limit counts: the peer, or the proxy's `X-Forwarded-For`
 /// when the operator said a proxy is in front.
-fn client_address(state: &AppState, request: &HttpRequest) -> String {
+pub(crate) fn client_address(state: &AppState, request: &HttpRequest) -> String {
     let info = request.connection_info();
     let address = if state.config.trust_proxy {
         info.realip_remote_addr()

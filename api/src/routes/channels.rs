@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use domain::error::Validator;
-use domain::{ChannelType, InboxId, InboxKind, policy, validate};
+use domain::{ChannelProvider, ChannelType, InboxId, InboxKind, policy, validate};
 use openapi::ErrorCode;
 use openapi::{Channel, ChannelPage, CreateChannel, CreatedChannel, PageQuery, Problem};
 use persistence::repo::channels::{self, NewChannel};
@@ -12,6 +12,7 @@ use super::inboxes::visible_inbox;
 use crate::auth::{Caller, random_token};
 use crate::body::Json;
 use crate::error::{ApiError, on_conflict};
+use crate::providers;
 use crate::state::AppState;
 use crate::{db, paging};
 
@@ -43,13 +44,19 @@ pub async fn list_channels(
         query.cursor.as_deref(),
     )?;
     Ok(web::Json(ChannelPage {
-        items: items.into_iter().map(Channel::from).collect(),
+        items: items
+            .into_iter()
+            .map(|channel| Channel::present(channel, &state.config.public_base()))
+            .collect(),
         next_cursor,
     }))
 }
 
-/// Attaches a channel to the inbox. The response carries `inbound_secret`, which signs the
-/// provider's calls; it is shown this once.
+/// Attaches a channel to the inbox: through the generic webhook, or connected to Twilio,
+/// Meta or the web chat widget with the provider's `credentials` (write-only: sealed at rest,
+/// never returned). The response carries `callback_url`, the URL to paste into the
+/// provider's console, and `inbound_secret`, which signs the webhook's calls (shown this
+/// once).
 #[utoipa::path(
     tag = "channels",
     operation_id = "create_channel",
@@ -73,9 +80,19 @@ pub async fn create_channel(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let channel_type = ChannelType::from(body.channel_type);
+    let provider = body
+        .provider
+        .map_or(ChannelProvider::Webhook, ChannelProvider::from);
     let mut checks = Validator::new();
+    if !provider.carries(channel_type) {
+        checks.check::<()>(Err(domain::FieldError::new(
+            "provider",
+            "does not carry this type of channel",
+        )));
+    }
     let address = checks.check(validate::channel_address(
         "address",
+        provider,
         channel_type,
         &body.address,
     ));
@@ -92,14 +109,27 @@ pub async fn create_channel(
         .outbound_url
         .as_deref()
         .and_then(|url| checks.check(validate::outbound_url("outbound_url", url)));
+    if outbound_url.is_some() && provider != ChannelProvider::Webhook {
+        checks.check::<()>(Err(domain::FieldError::new(
+            "outbound_url",
+            "only the webhook provider posts to an outbound_url",
+        )));
+    }
     if let Some(url) = outbound_url.as_deref()
         && let Err(why) = crate::outbound::check_url(&state.config.outbound_allow, url).await
     {
         checks.check::<()>(Err(domain::FieldError::new("outbound_url", why)));
     }
+    let credentials = checks
+        .check(providers::of(provider).credentials(body.credentials.as_ref()))
+        .flatten();
     checks.finish()?;
     let (address, name) = (address.unwrap_or_default(), name.unwrap_or_default());
     let (actor, inbox_id) = (caller.actor(), InboxId(path.into_inner()));
+    let sealed = credentials
+        .map(|credentials| providers::seal(&state, actor.org_id.get(), &credentials))
+        .transpose()?;
+    let widget_token = (provider == ChannelProvider::Webchat).then(|| random_token(24));
     let secret = random_token(32);
     let inbound_secret = secret.clone();
     let channel = db::write(&state.store, move |conn| {
@@ -114,6 +144,9 @@ pub async fn create_channel(
             appended_message: appended.as_deref(),
             outbound_url: outbound_url.as_deref(),
             inbound_secret: &secret,
+            provider,
+            credentials: sealed.as_deref(),
+            widget_token: widget_token.as_deref(),
         };
         // A user's private texting number joining a shared inbox: its history comes along
         // as the inbox's archived, read-only conversations.
@@ -136,7 +169,7 @@ pub async fn create_channel(
     })
     .await?;
     Ok(HttpResponse::Created().json(CreatedChannel {
-        channel: channel.into(),
+        channel: Channel::present(channel, &state.config.public_base()),
         inbound_secret,
     }))
 }

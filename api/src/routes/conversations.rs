@@ -669,7 +669,7 @@ pub async fn list_messages(
         (status = 201, body = Message),
         (status = 404, body = Problem),
         (status = 409, description = "`conversation_changed`: a newer message arrived after `if_last_message_id` (a colleague answered first); `duplicate`: a concurrent retry with the same key", body = Problem),
-        (status = 422, description = "`conversation_closed` (also when the send raced a close and lost), `contact_opted_out`, `validation_failed`, `attachment_not_allowed_on_channel`", body = Problem),
+        (status = 422, description = "`conversation_closed` (also when the send raced a close and lost), `contact_opted_out`, `channel_window_closed` (WhatsApp: the customer last wrote more than 24 hours ago), `validation_failed`, `attachment_not_allowed_on_channel`", body = Problem),
     )
 )]
 #[post("/v1/conversations/{id}/messages")]

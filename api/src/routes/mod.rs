@@ -19,6 +19,7 @@ pub mod surveys;
 pub mod tags;
 pub mod teams;
 pub mod users;
+pub mod webchat;
 
 pub fn configure(config: &mut ServiceConfig) {
     config
@@ -109,5 +110,14 @@ pub fn configure(config: &mut ServiceConfig) {
         .service(crate::live::list_events)
         .service(crate::live::get_presence)
         .service(channel_calls::receive_inbound_message)
-        .service(channel_calls::receive_delivery_status);
+        .service(channel_calls::receive_delivery_status)
+        .service(channel_calls::receive_twilio_message)
+        .service(channel_calls::receive_twilio_status)
+        .service(channel_calls::verify_meta_webhook)
+        .service(channel_calls::receive_meta_event)
+        .service(webchat::start_visitor_session)
+        .service(webchat::list_visitor_messages)
+        .service(webchat::send_visitor_message)
+        .service(webchat::upload_visitor_attachment)
+        .service(webchat::connect_visitor_websocket);
 }

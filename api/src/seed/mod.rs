@@ -693,6 +693,9 @@ fn setup(
                 appended_message: spec.appended,
                 outbound_url: None,
                 inbound_secret: &random_token(32),
+                provider: domain::ChannelProvider::Webhook,
+                credentials: None,
+                widget_token: None,
             },
         )?;
         rows += 1;

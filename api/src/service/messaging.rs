@@ -84,8 +84,8 @@ pub(crate) fn write_outgoing(
         MessageKind::Note => (Direction::Internal, body.to_string(), None),
         _ => {
             let text = rules::outbound_body(body, channel.appended_message.as_deref());
-            // Without an outbound_url the channel is a sandbox: nothing leaves, it is sent.
-            let status = if channel.outbound_url.is_some() {
+            // A sandbox, or the web chat (the visitor's socket carries it): it is sent.
+            let status = if channel.delivers_outbound() {
                 DeliveryStatus::Queued
             } else {
                 DeliveryStatus::Sent
@@ -175,7 +175,7 @@ fn body_from(
 /// (as stored: E.164 or `<channel>:<id>`): replies go there, also in an open conversation,
 /// rather than to whichever of the contact's numbers comes first. Without one, a new
 /// conversation is with the contact's first address on the channel.
-fn open_conversation(
+pub(crate) fn open_conversation(
     conn: &mut DbConnection,
     channel: &Channel,
     contact: &Contact,
@@ -230,6 +230,10 @@ pub fn send(
         wire::SendKind::Message => MessageKind::Message,
         wire::SendKind::Note => MessageKind::Note,
     };
+    if rules::has_reply_window(channel.channel_type) && kind == MessageKind::Message {
+        let wrote = conversations::customer_wrote_at(conn, conversation.id)?;
+        rules::may_reply_now(channel.channel_type, kind, wrote, persistence::now())?;
+    }
     let carried = (kind == MessageKind::Message).then_some(channel.channel_type);
     let claimed = uploads::claim(conn, actor, &outgoing.attachment_ids, carried)?;
     let body = body_from(conn, actor, conversation, &outgoing)?;
@@ -318,14 +322,59 @@ pub fn start(
     )
 }
 
+/// The customer's address as contacts store it, from the sender a provider names: a phone
+/// number in E.164 for sms and WhatsApp, `<channel>:<id>` otherwise.
+pub fn customer_address(channel: &Channel, from: &str) -> Result<String, ApiError> {
+    if channel.channel_type.uses_phone_number() {
+        Ok(phone::normalize(from)
+            .ok_or_else(|| DomainError::invalid("from", "must be a phone number"))?)
+    } else {
+        Ok(format!(
+            "{}:{}",
+            channel.channel_type.as_str(),
+            validate::text("from", from, 200)?
+        ))
+    }
+}
+
+/// A customer's message as a channel delivers it, whichever provider carried it.
+#[derive(Debug, Clone, Default)]
+pub struct Arrival {
+    /// The provider's id for it: a replay with the same id creates nothing.
+    pub external_id: String,
+    /// The sender as the provider names them: a phone number, or the platform's user id.
+    pub from: String,
+    pub body: String,
+    /// When the customer sent it, as the provider dated it.
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the channel knows of a new sender (a WhatsApp profile name, what a web chat
+    /// visitor typed): given to their contact when it is created.
+    pub sender_name: Option<String>,
+    pub sender_email: Option<String>,
+}
+
+impl From<&wire::InboundMessage> for Arrival {
+    fn from(inbound: &wire::InboundMessage) -> Self {
+        Arrival {
+            external_id: inbound.external_id.clone(),
+            from: inbound.from.clone(),
+            body: inbound.body.clone(),
+            sent_at: inbound.sent_at,
+            ..Arrival::default()
+        }
+    }
+}
+
 /// A customer's message from the channel provider. The caller checked the signature.
-/// `Ok((ids, false))`: the message was received before (a replay), and `files` were not
-/// recorded.
+/// `files` are stored, not yet recorded; `uploaded` recorded already (a web chat visitor's
+/// uploads), attached now. `Ok((ids, false))`: the message was received before (a replay),
+/// and neither was recorded.
 pub fn receive(
     conn: &mut DbConnection,
     channel: &Channel,
-    inbound: &wire::InboundMessage,
+    inbound: &Arrival,
     files: &[uploads::StoredFile],
+    uploaded: &[Attachment],
     outbox: &mut Outbox,
 ) -> Result<(wire::InboundResult, bool), ApiError> {
     let org = channel.org_id;
@@ -341,20 +390,17 @@ pub fn receive(
         ));
     }
     let external_id = validate::text("external_id", &inbound.external_id, 200)?;
-    let address = if channel.channel_type.uses_phone_number() {
-        phone::normalize(&inbound.from)
-            .ok_or_else(|| DomainError::invalid("from", "must be a phone number"))?
-    } else {
-        format!(
-            "{}:{}",
-            channel.channel_type.as_str(),
-            validate::text("from", &inbound.from, 200)?
-        )
-    };
+    let address = customer_address(channel, &inbound.from)?;
     if inbound.body.chars().count() > MAX_BODY_CHARS {
         return Err(DomainError::invalid("body", "is too long").into());
     }
-    let (mut contact, _) = contacts::find_or_create_by_number(conn, org, &address)?;
+    let (mut contact, _) = contacts::find_or_create_with(
+        conn,
+        org,
+        &address,
+        inbound.sender_name.as_deref(),
+        inbound.sender_email.as_deref(),
+    )?;
     if channel.channel_type == domain::ChannelType::Sms {
         let opted_out = match rules::consent_keyword(&inbound.body) {
             Some(rules::ConsentKeyword::OptOut) => Some(true),
@@ -378,6 +424,12 @@ pub fn receive(
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.
     let mut conversation = open_conversation(conn, channel, &contact, Some(&address), outbox)?;
+    if channel.channel_type == domain::ChannelType::Whatsapp {
+        // The reply window runs from the customer's time, never from one ahead of ours.
+        let now = persistence::now();
+        let wrote = inbound.sent_at.map_or(now, |at| at.min(now));
+        conversations::note_customer_wrote(conn, &conversation, wrote)?;
+    }
     let message = messages::insert(
         conn,
         messages::NewMessage {
@@ -400,10 +452,17 @@ pub fn receive(
         message.created_at,
         &rules::preview(&inbound.body),
     )?;
-    let recorded = files
+    let mut recorded = files
         .iter()
         .map(|file| uploads::record(conn, org, None, Some(message.id), file))
         .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<i64> = uploaded.iter().map(|file| file.id).collect();
+    if attachments::attach(conn, &ids, message.id)? != ids.len() {
+        return Err(
+            DomainError::invalid("attachment_ids", "an attachment was already sent").into(),
+        );
+    }
+    recorded.extend(uploaded.iter().cloned());
     receipts::insert_inbound(
         conn,
         channel.id,
@@ -430,17 +489,20 @@ pub fn receive(
 }
 
 /// A delivery report: the message's status follows the provider's, forward only; a
-/// `failed` report's `error` is what agents see as the message's `delivery_error`.
+/// `failed` report's `error` is what agents see as the message's `delivery_error`. The
+/// message is the one the provider named by its id, or (the generic webhook) by ours.
 pub fn delivery_report(
     conn: &mut DbConnection,
     channel: &Channel,
-    report: &wire::StatusCallback,
+    external_id: &str,
+    status: DeliveryStatus,
+    error: Option<&str>,
     outbox: &mut Outbox,
 ) -> Result<wire::Message, ApiError> {
     let org: OrgId = channel.org_id;
-    let found = match messages::find_by_external_id(conn, org, &report.external_id)? {
+    let found = match messages::find_by_external_id(conn, org, external_id)? {
         Some(found) => Some(found),
-        None => match report.external_id.parse::<i64>() {
+        None => match external_id.parse::<i64>() {
             Ok(id) => messages::get(conn, org, MessageId(id))?,
             Err(_) => None,
         },
@@ -453,16 +515,7 @@ pub fn delivery_report(
     if conversation.channel_id != channel.id {
         return Err(ApiError::not_found());
     }
-    let status = match report.status {
-        wire::ProviderStatus::Sent => DeliveryStatus::Sent,
-        wire::ProviderStatus::Delivered => DeliveryStatus::Delivered,
-        wire::ProviderStatus::Failed => DeliveryStatus::Failed,
-    };
-    let error = report
-        .error
-        .as_deref()
-        .map(str::trim)
-        .filter(|error| !error.is_empty());
+    let error = error.map(str::trim).filter(|error| !error.is_empty());
     let Some(updated) = messages::advance_delivery_status(conn, message.id, status, error)? else {
         // A repeat, or a report that arrived after a later one (`sent` after `delivered`):
         // accepted, so the provider stops retrying, but nothing changed to announce.

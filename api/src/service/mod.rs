@@ -13,3 +13,4 @@ pub mod messaging;
 pub mod present;
 pub mod surveys;
 pub mod visibility;
+pub mod webchat;
