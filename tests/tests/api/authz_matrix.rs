@@ -33,6 +33,7 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http::Head
 use crate::attachments::png;
 use crate::fixtures::{self, Channel, SIGNATURE_HEADER, customer, external_id, sign};
 use crate::support::{self, Backend, PASSWORD, Reply, Session, TestApp, into_reply};
+use crate::{fake_meta, fake_twilio};
 
 // ---------------------------------------------------------------------------------------
 // Callers
@@ -127,6 +128,13 @@ struct World {
     move_to: i64,
     /// B's inbox channel (B's admin starts conversations on it).
     other_line: Channel,
+    /// Provider channels of A: a Twilio number and a Messenger page (their calls are
+    /// authorized by the provider's signature).
+    twilio_line: i64,
+    page_line: i64,
+    /// A's web chat: its public widget token, and a visitor's session on it.
+    widget_token: String,
+    visitor_token: String,
     /// An open, unassigned conversation on `line`.
     conversation: i64,
     /// The customer's first message in it.
@@ -270,6 +278,54 @@ impl World {
         let other_line =
             fixtures::sms_channel(&app, &other_admin, other_inbox, "+14155559000").await;
 
+        let twilio_line = app
+            .post(
+                &format!("/v1/inboxes/{inbox}/channels"),
+                &admin.token,
+                json!({"type": "sms", "provider": "twilio", "address": "+14155550002", "name": "Twilio line",
+                       "credentials": {"account_sid": fake_twilio::ACCOUNT_SID, "auth_token": fake_twilio::AUTH_TOKEN}}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let page_line = app
+            .post(
+                &format!("/v1/inboxes/{inbox}/channels"),
+                &admin.token,
+                json!({"type": "facebook", "provider": "meta", "address": fake_meta::PAGE_ID, "name": "Page",
+                       "credentials": {"access_token": fake_meta::ACCESS_TOKEN, "app_secret": fake_meta::APP_SECRET,
+                                       "verify_token": fake_meta::VERIFY_TOKEN}}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let widget_token = app
+            .post(
+                &format!("/v1/inboxes/{inbox}/channels"),
+                &admin.token,
+                json!({"type": "webchat", "provider": "webchat", "address": "shop.example", "name": "Chat",
+                       "credentials": {"allowed_origins": ["https://shop.example"]}}),
+            )
+            .await
+            .expect(201)
+            .body["widget_token"]
+            .as_str()
+            .expect("widget_token")
+            .to_string();
+        let visitor_token = app
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/webchat/{widget_token}/sessions"),
+                None,
+                Some(json!({"name": "Vic Visitor"})),
+            )
+            .await
+            .expect(201)
+            .body["visitor_token"]
+            .as_str()
+            .expect("visitor_token")
+            .to_string();
+
         // Deactivated after signing in: the old token now answers `account_disabled`.
         app.patch(
             &format!("/v1/users/{}", deactivated.user_id),
@@ -298,6 +354,10 @@ impl World {
             move_from,
             move_to,
             other_line,
+            twilio_line,
+            page_line,
+            widget_token,
+            visitor_token,
             conversation,
             message,
             customer_contact,
@@ -476,13 +536,21 @@ enum Payload {
     Csv(String),
     /// A multipart upload with one `file` part.
     File(Vec<u8>, &'static str),
-    /// A provider's call, signed with the channel's secret.
+    /// A provider's call, signed as that provider signs (`header: signature`).
     Signed {
         raw: Vec<u8>,
+        content_type: &'static str,
+        header: &'static str,
         signature: String,
     },
     /// A WebSocket upgrade.
     Upgrade,
+    /// A web chat visitor's request: their token authorizes it, whoever the caller is.
+    Visitor {
+        token: String,
+        body: Option<Value>,
+        file: Option<Vec<u8>>,
+    },
 }
 
 impl Call {
@@ -505,7 +573,54 @@ impl Call {
         let signature = sign(secret, &raw);
         Call {
             path: path.into(),
-            payload: Payload::Signed { raw, signature },
+            payload: Payload::Signed {
+                raw,
+                content_type: "application/json",
+                header: SIGNATURE_HEADER,
+                signature,
+            },
+        }
+    }
+
+    /// A Twilio webhook: form-encoded, signed with the account's auth token over the URL
+    /// the server publishes.
+    fn twilio(world: &World, path: String, params: &[(&str, &str)]) -> Call {
+        let url = format!("{}{path}", world.app.running().state.config.public_base());
+        let signature = fake_twilio::twilio_signature(fake_twilio::AUTH_TOKEN, &url, params);
+        Call {
+            path,
+            payload: Payload::Signed {
+                raw: fake_twilio::form_body(params).into_bytes(),
+                content_type: "application/x-www-form-urlencoded",
+                header: "X-Twilio-Signature",
+                signature,
+            },
+        }
+    }
+
+    /// A Meta webhook, signed with the app secret.
+    fn meta(path: String, body: &Value) -> Call {
+        let raw = serde_json::to_vec(body).expect("JSON");
+        let signature = fake_meta::hub_signature(fake_meta::APP_SECRET, &raw);
+        Call {
+            path,
+            payload: Payload::Signed {
+                raw,
+                content_type: "application/json",
+                header: "X-Hub-Signature-256",
+                signature,
+            },
+        }
+    }
+
+    fn visitor(world: &World, path: &str, body: Option<Value>, file: Option<Vec<u8>>) -> Call {
+        Call {
+            path: path.into(),
+            payload: Payload::Visitor {
+                token: world.visitor_token.clone(),
+                body,
+                file,
+            },
         }
     }
 }
@@ -527,11 +642,41 @@ async fn perform(world: &World, method: &str, call: Call, token: Option<&str>) -
             let part = reqwest::multipart::Part::bytes(bytes).file_name(filename);
             request.multipart(reqwest::multipart::Form::new().part("file", part))
         }
-        Payload::Signed { raw, signature } => request
-            .header("Content-Type", "application/json")
-            .header(SIGNATURE_HEADER, signature)
+        Payload::Signed {
+            raw,
+            content_type,
+            header,
+            signature,
+        } => request
+            .header("Content-Type", content_type)
+            .header(header, signature)
             .body(raw),
         Payload::Upgrade => return upgrade(world, &call.path, token).await,
+        Payload::Visitor { token, body, file } => {
+            let method = if body.is_some() || file.is_some() {
+                reqwest::Method::POST
+            } else {
+                reqwest::Method::GET
+            };
+            if call.path.starts_with("/v1/webchat/ws") {
+                let path = format!("{}?visitor_token={token}", call.path);
+                return upgrade(world, &path, None).await;
+            }
+            // The caller's own token is left out: the visitor's is the authorization.
+            let request = app
+                .client()
+                .request(method, app.url(&call.path))
+                .bearer_auth(token);
+            let request = match (body, file) {
+                (Some(body), _) => request.json(&body),
+                (None, Some(bytes)) => {
+                    let part = reqwest::multipart::Part::bytes(bytes).file_name("visitor.png");
+                    request.multipart(reqwest::multipart::Form::new().part("file", part))
+                }
+                (None, None) => request,
+            };
+            return into_reply(request.send().await.expect("request reaches the server")).await;
+        }
     };
     into_reply(request.send().await.expect("request reaches the server")).await
 }
@@ -1010,6 +1155,47 @@ fn table() -> Vec<Row> {
                 .id();
             let body = json!({"external_id": sent.to_string(), "status": "delivered"});
             Call::signed(format!("/v1/channels/{}/status", w.line.id), &w.line.secret, body)
+        }),
+        // Twilio's and Meta's signatures are the authorization, whoever else calls.
+        row("POST", "/v1/channels/{id}/twilio", all(200), |w, _| async move {
+            let sid = format!("SM{}", external_id());
+            let from = customer(w.next());
+            let params = [("MessageSid", sid.as_str()), ("From", from.as_str()), ("To", "+14155550002"), ("Body", "Hi")];
+            Call::twilio(&w, format!("/v1/channels/{}/twilio", w.twilio_line), &params)
+        }),
+        // A status of a message the channel never sent: taken (Twilio stops retrying).
+        row("POST", "/v1/channels/{id}/twilio/status", all(200), |w, _| async move {
+            let sid = format!("SM{}", external_id());
+            let params = [("MessageSid", sid.as_str()), ("MessageStatus", "delivered")];
+            Call::twilio(&w, format!("/v1/channels/{}/twilio/status", w.twilio_line), &params)
+        }),
+        row("GET", "/v1/channels/{id}/meta", all(200), |w, _| async move {
+            Call::bare(format!(
+                "/v1/channels/{}/meta?hub.mode=subscribe&hub.verify_token={}&hub.challenge=42",
+                w.page_line,
+                fake_meta::VERIFY_TOKEN
+            ))
+        }),
+        row("POST", "/v1/channels/{id}/meta", all(200), |w, _| async move {
+            let sender = format!("{}", 6_000_000 + w.next());
+            let payload = fake_meta::messenger_message("page", fake_meta::PAGE_ID, &sender, &external_id(), 1_765_000_000_000, Some("Hi"), &[]);
+            Call::meta(format!("/v1/channels/{}/meta", w.page_line), &payload)
+        }),
+        // The widget token is public; visitors' tokens authorize the rest.
+        row("POST", "/v1/webchat/{widget_token}/sessions", all(201), |w, _| async move {
+            Call::json(format!("/v1/webchat/{}/sessions", w.widget_token), json!({}))
+        }),
+        row("GET", "/v1/webchat/messages", all(200), |w, _| async move {
+            Call::visitor(&w, "/v1/webchat/messages", None, None)
+        }),
+        row("POST", "/v1/webchat/messages", all(201), |w, _| async move {
+            Call::visitor(&w, "/v1/webchat/messages", Some(json!({"body": "Still there?"})), None)
+        }),
+        row("POST", "/v1/webchat/attachments", all(201), |w, _| async move {
+            Call::visitor(&w, "/v1/webchat/attachments", None, Some(png()))
+        }),
+        row("GET", "/v1/webchat/ws", all(101), |w, _| async move {
+            Call::visitor(&w, "/v1/webchat/ws", None, None)
         }),
         // The survey's token is the customer's authorization.
         row("GET", "/v1/public/surveys/{token}", all(200), |w, _| async move {

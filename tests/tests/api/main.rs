@@ -18,6 +18,10 @@ mod conversation_rules;
 mod conversations;
 mod counts;
 mod delivery;
+#[allow(dead_code)] // a stand-in for the Meta Graph API, for modules that each use a part
+mod fake_meta;
+#[allow(dead_code)] // a stand-in for the Twilio REST API, for modules that each use a part
+mod fake_twilio;
 mod fault_drills;
 #[allow(dead_code)] // scenario builders shared by modules that each use a part
 mod fixtures;
@@ -25,6 +29,7 @@ mod list_plans;
 mod migrations;
 mod object_storage;
 mod outbound_files;
+mod providers;
 mod proxy;
 mod races;
 mod realtime;
@@ -39,3 +44,4 @@ mod sqlite_writers;
 mod surveys;
 mod tags;
 mod visibility_property;
+mod webchat;

@@ -242,6 +242,9 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 appended_message: None,
                 outbound_url: None,
                 inbound_secret: "secret",
+                provider: domain::ChannelProvider::Webhook,
+                credentials: None,
+                widget_token: None,
             },
         )?;
         inbox_ids.push(inbox.id);
@@ -337,6 +340,9 @@ fn build(conn: &mut DbConnection, world: &World) -> Result<Built, StoreError> {
                 appended_message: None,
                 outbound_url: None,
                 inbound_secret: "secret",
+                provider: domain::ChannelProvider::Webhook,
+                credentials: None,
+                widget_token: None,
             },
         )?;
         let (contact, _) = contacts::find_or_create_by_number(conn, other, "+15559991111")?;
