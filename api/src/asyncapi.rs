@@ -201,6 +201,62 @@ pub const CLOSE_CODES: [(u16, &str); 8] = [
     ),
 ];
 
+/// A visitor frame: `{"type", "at", "data"}` (no cursor: visitors do not resume).
+fn visitor_frame(event_type: &str, data: Value) -> Value {
+    object(&[
+        ("type", json!({"type": "string", "const": event_type})),
+        ("at", json!({"type": "string", "format": "date-time"})),
+        ("data", data),
+    ])
+}
+
+/// The web chat visitor's socket (`/v1/webchat/ws`): its messages and close codes.
+fn visitor_channel() -> (Value, Vec<Value>, Vec<Value>) {
+    use crate::live::visitor::CLOSE_SESSION_EXPIRED;
+    let messages = json!({
+        "visitor_message_created": {
+            "name": "message.created", "title": "message.created", "contentType": "application/json",
+            "summary": "A message of the visitor's conversation: theirs (from another tab too) or an agent's reply. Never a note.",
+            "payload": visitor_frame("message.created", object(&[("conversation_id", id()), ("message", schema("VisitorMessage"))])),
+        },
+        "visitor_typing": {
+            "name": "typing", "title": "typing", "contentType": "application/json",
+            "summary": "An agent is typing in the visitor's conversation.",
+            "payload": visitor_frame("typing", object(&[("conversation_id", id())])),
+        },
+        "visitor_pong": {
+            "name": "pong", "title": "pong", "contentType": "application/json", "summary": "The answer to `ping`.",
+            "payload": object(&[("type", json!({"type": "string", "const": "pong"}))]),
+        },
+        "visitor_ping": {
+            "name": "ping", "title": "ping", "contentType": "application/json", "summary": "Keeps the socket alive; answered with `pong`.",
+            "payload": object(&[("type", json!({"type": "string", "const": "ping"}))]),
+        },
+    });
+    let channel = json!({
+        "address": "/v1/webchat/ws",
+        "description": format!(
+            "A web chat visitor's socket: the agents' replies and typing in the visitor's own conversations, \
+             never notes or anything else. Missed frames are not replayed: after a reconnect, load \
+             `GET /v1/webchat/messages`. Close codes: `{CLOSE_TOO_SLOW}` fell behind (reconnect and reload), \
+             `{CLOSE_SESSION_EXPIRED}` the visitor session expired (start a new one), `{CLOSE_BAD_FRAME}` a bad frame."
+        ),
+        "messages": messages,
+        "bindings": {"ws": {
+            "method": "GET",
+            "query": {"type": "object", "properties": {
+                "visitor_token": {"type": "string", "description": "The visitor session's token (`POST /v1/webchat/{widget_token}/sessions`)."},
+            }, "required": ["visitor_token"]},
+        }},
+    });
+    let received = ["visitor_message_created", "visitor_typing", "visitor_pong"]
+        .iter()
+        .map(|name| json!({"$ref": format!("#/channels/visitor/messages/{name}")}))
+        .collect();
+    let sent = vec![json!({"$ref": "#/channels/visitor/messages/visitor_ping"})];
+    (channel, received, sent)
+}
+
 /// The AsyncAPI document, with the schemas of the REST document `openapi` (its
 /// `components.schemas`, referenced the same way).
 pub fn document(openapi: &Value) -> Value {
@@ -240,6 +296,7 @@ pub fn document(openapi: &Value) -> Value {
         .iter()
         .map(|(code, meaning)| format!("- `{code}`: {meaning}"))
         .collect();
+    let (visitor, visitor_received, visitor_sent) = visitor_channel();
     let schemas = openapi
         .pointer("/components/schemas")
         .cloned()
@@ -257,7 +314,8 @@ pub fn document(openapi: &Value) -> Value {
                  order); after a reconnect send `resume` with the last id applied, or read \
                  `GET /v1/events?after=` over REST. The schemas are those of the REST API \
                  (`/openapi.json`); per-user fields (`unread`, `pinned`, `pin_position`, \
-                 `contact.favorite`) are neutral in events.\n\nClose codes:\n{}",
+                 `contact.favorite`) are neutral in events. The web chat visitor's socket \
+                 (`/v1/webchat/ws`) is the `visitor` channel.\n\nClose codes of `/v1/ws`:\n{}",
                 closes.join("\n")
             ),
         },
@@ -275,6 +333,7 @@ pub fn document(openapi: &Value) -> Value {
                     }},
                 }},
             },
+            "visitor": visitor,
         },
         "operations": {
             "receiveEvents": {
@@ -288,6 +347,18 @@ pub fn document(openapi: &Value) -> Value {
                 "channel": {"$ref": "#/channels/live"},
                 "summary": "Frames the client sends",
                 "messages": sent,
+            },
+            "receiveVisitorFrames": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/visitor"},
+                "summary": "What a web chat visitor's socket pushes",
+                "messages": visitor_received,
+            },
+            "sendVisitorFrames": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/visitor"},
+                "summary": "Frames a visitor's widget sends",
+                "messages": visitor_sent,
             },
         },
         "components": {

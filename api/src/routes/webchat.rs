@@ -261,6 +261,8 @@ pub async fn send_visitor_message(
     let VisitorCaller { visitor, channel } = visitor(&state, &request).await?;
     let sent = body.into_inner();
     let org = channel.org_id;
+    // Tabs writing at once after a close: the visitor's contact is locked first, so the
+    // second waits and then finds the conversation the first opened.
     let id = events::write(&state, move |conn, outbox| {
         chat::send(conn, &channel, &visitor, &sent, outbox)
     })

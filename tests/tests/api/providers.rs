@@ -39,7 +39,8 @@ where
     });
     let (twilio, graph) = (fakes.twilio.url.clone(), fakes.graph.url.clone());
     let used = fakes.clone();
-    support::run(
+    // Customers' files land in a directory of the test's own.
+    support::run_with_data_dir(
         backend,
         name,
         move |config| {
@@ -48,6 +49,8 @@ where
             config.meta_graph_url = graph;
             config.delivery_base_delay_ms = 50;
             config.delivery_max_attempts = 3;
+            // Several writers, so that the races below run side by side.
+            crate::races::side_by_side(config);
         },
         move |app| body(app, used),
     )
@@ -881,6 +884,84 @@ async fn provider_channels_check_what_they_are_given(app: TestApp, _fakes: Arc<F
     assert!(sealed.starts_with("v1."), "{sealed}");
 }
 
+/// Meta retries a batch while the first delivery is still being stored (and Twilio a
+/// webhook): the copies arrive at the same instant, and everything is stored once.
+async fn a_provider_retrying_at_once_stores_everything_once(app: TestApp, _fakes: Arc<Fakes>) {
+    let admin = app.admin().await;
+    let cloud = id_of(&meta_channel(&app, &admin, "whatsapp", fake_meta::PHONE_NUMBER_ID).await);
+    let sms = id_of(&twilio_channel(&app, &admin, "sms").await);
+    const COPIES: usize = 3;
+    let now = chrono::Utc::now().timestamp();
+    for round in 0..crate::races::ROUNDS {
+        let wa_id = format!("1415555{:04}", 3000 + round);
+        let batch = fake_meta::whatsapp_messages(
+            fake_meta::PHONE_NUMBER_ID,
+            vec![
+                fake_meta::whatsapp_text(&wa_id, &format!("wamid.r{round}-1"), now, "first"),
+                fake_meta::whatsapp_text(&wa_id, &format!("wamid.r{round}-2"), now, "second"),
+            ],
+            vec![(wa_id.as_str(), "Racer")],
+        );
+        let replies = crate::races::at_once(COPIES, |_| {
+            meta_call(&app, cloud, fake_meta::APP_SECRET, &batch)
+        })
+        .await;
+        assert_eq!(
+            crate::races::statuses(&replies),
+            [200; COPIES],
+            "round {round}: {replies:?}"
+        );
+        let number = format!("+{wa_id}");
+        let sid = format!("SMrace{round}");
+        let from = format!("+1415556{:04}", 3000 + round);
+        let params = [
+            ("MessageSid", sid.as_str()),
+            ("From", from.as_str()),
+            ("To", BUSINESS),
+            ("Body", "hello"),
+        ];
+        let replies = crate::races::at_once(COPIES, |_| {
+            twilio_call(&app, sms, "twilio", Some(fake_twilio::AUTH_TOKEN), &params)
+        })
+        .await;
+        assert_eq!(
+            crate::races::statuses(&replies),
+            [200; COPIES],
+            "round {round}: {replies:?}"
+        );
+        for (address, expected) in [(number, 2), (from.clone(), 1)] {
+            let found = app
+                .get(
+                    &format!("/v1/contacts?q={}", address.trim_start_matches('+')),
+                    &admin.token,
+                )
+                .await
+                .expect(200);
+            let contacts = found.body["items"].as_array().expect("items");
+            assert_eq!(
+                contacts.len(),
+                1,
+                "round {round}: one contact for {address}: {}",
+                found.body
+            );
+            let contact = contacts[0]["id"].as_i64().expect("id");
+            let conversations =
+                fixtures::list_ids(&app, &admin, &format!("contact_id={contact}")).await;
+            assert_eq!(
+                conversations.len(),
+                1,
+                "round {round}: one conversation for {address}"
+            );
+            let stored = messages(&app, &admin, conversations[0]).await;
+            assert_eq!(
+                stored.len(),
+                expected,
+                "round {round}: {address}: {stored:?}"
+            );
+        }
+    }
+}
+
 /// The providers' own documented payloads (the fixtures) are read as they describe.
 async fn the_providers_documented_payloads_are_stored_as_they_describe(
     app: TestApp,
@@ -1017,6 +1098,7 @@ async fn the_providers_documented_payloads_are_stored_as_they_describe(
 }
 
 on_both_backends_run_by!(with_fakes =>
+    a_provider_retrying_at_once_stores_everything_once,
     the_providers_documented_payloads_are_stored_as_they_describe,
     a_twilio_mms_is_stored_with_its_image_and_a_wrong_signature_changes_nothing,
     a_reply_reaches_twilio_signed_and_its_delivered_callback_updates_it,

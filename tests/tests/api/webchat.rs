@@ -12,9 +12,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::attachments::png;
 use crate::fixtures::messages;
+use crate::on_both_backends_run_by;
 use crate::realtime::Ws;
-use crate::support::{Reply, Session, TestApp, into_reply};
-use crate::{on_both_backends, on_both_backends_with};
+use crate::support::{self, Backend, Reply, Session, TestApp, into_reply};
 
 const SHOP: &str = "https://shop.example";
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -476,10 +476,6 @@ async fn other_origins_and_tokens_are_refused(app: TestApp) {
     }
 }
 
-fn slow_visitors(config: &mut api::Config) {
-    config.visitor_rate = 3;
-}
-
 async fn visitors_are_rate_limited_per_token_and_address(app: TestApp) {
     let admin = app.admin().await;
     let agent = app.user(&admin, "agent", "Alex Agent").await;
@@ -520,9 +516,92 @@ async fn visitors_are_rate_limited_per_token_and_address(app: TestApp) {
         .expect_problem(429, "rate_limited");
 }
 
-on_both_backends!(
+/// The visitor writes from several tabs at the instant after an agent closed their
+/// conversation: every message lands, all in one new conversation.
+async fn visitor_messages_at_once_after_a_close_open_one_conversation(app: TestApp) {
+    let admin = app.admin().await;
+    let agent = app.user(&admin, "agent", "Alex Agent").await;
+    let (channel, _) = webchat(&app, &admin, &agent).await;
+    let widget_token = channel["widget_token"].as_str().expect("widget_token");
+    let session = start(&app, widget_token, json!({})).await.expect(201);
+    let token = session.body["visitor_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut open = session.body["conversation_id"]
+        .as_i64()
+        .expect("conversation");
+    const TABS: usize = 3;
+    for round in 0..crate::races::ROUNDS {
+        app.post(
+            &format!("/v1/conversations/{open}/close"),
+            &agent.token,
+            json!({}),
+        )
+        .await
+        .expect(200);
+        let bodies: Vec<String> = (0..TABS)
+            .map(|tab| format!("round {round}, tab {tab}"))
+            .collect();
+        let replies = crate::races::at_once(TABS, |tab| {
+            widget(
+                &app,
+                reqwest::Method::POST,
+                "/v1/webchat/messages",
+                Some(SHOP),
+                Some(&token),
+                Some(json!({"body": bodies[tab]})),
+            )
+        })
+        .await;
+        let landed: Vec<i64> = replies
+            .iter()
+            .map(|reply| {
+                assert_eq!(reply.status, 201, "round {round}: {}", reply.body);
+                reply.body["conversation_id"]
+                    .as_i64()
+                    .expect("conversation_id")
+            })
+            .collect();
+        assert!(
+            landed.iter().all(|id| *id == landed[0]),
+            "round {round}: {landed:?}"
+        );
+        assert_ne!(
+            landed[0], open,
+            "round {round}: a closed conversation took a message"
+        );
+        open = landed[0];
+        assert_eq!(
+            messages(&app, &agent, open).await.len(),
+            TABS,
+            "round {round}"
+        );
+    }
+}
+
+/// Runs a test on a server whose files (visitors' uploads) go to a directory of its own,
+/// with several writers so that simultaneous requests run side by side.
+async fn with_files<F, Fut>(backend: Backend, name: &str, body: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    support::run_with_data_dir(backend, name, crate::races::side_by_side, body).await;
+}
+
+async fn with_slow_visitors<F, Fut>(backend: Backend, name: &str, body: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    support::run_with_data_dir(backend, name, |config| config.visitor_rate = 3, body).await;
+}
+
+on_both_backends_run_by!(with_files =>
     a_visitor_chats_with_an_agent_end_to_end_and_never_sees_a_note,
     a_visitor_sends_a_file_the_agent_sees,
     other_origins_and_tokens_are_refused,
+    visitor_messages_at_once_after_a_close_open_one_conversation,
 );
-on_both_backends_with!(slow_visitors => visitors_are_rate_limited_per_token_and_address);
+on_both_backends_run_by!(with_slow_visitors => visitors_are_rate_limited_per_token_and_address);
