@@ -1,4 +1,5 @@
-//! Upkeep: events past the retention window and old idempotency keys are purged hourly;
+//! Upkeep: events past the retention window, old idempotency keys and expired web chat
+//! visitor sessions are purged hourly;
 //! the read-up figures behind unread counts are folded every few seconds.
 
 use std::time::Duration;
@@ -22,19 +23,24 @@ pub fn start_retention(store: Store, retention: Duration) -> tokio::task::JoinHa
                 store.write(|conn| {
                     let events = events::purge_before(conn, events_cutoff)?;
                     let keys = persistence::repo::receipts::purge_keys_before(conn, keys_cutoff)?;
-                    Ok((events, keys))
+                    // A session past its time opens nothing; its contact and messages stay.
+                    let visitors = persistence::repo::visitors::purge_expired(conn, now)?;
+                    Ok((events, keys, visitors))
                 })
             })
             .await;
             match purged {
-                Ok(Ok((events, keys))) if events + keys > 0 => {
+                Ok(Ok((events, keys, visitors))) if events + keys + visitors > 0 => {
                     tracing::info!(
                         events,
                         idempotency_keys = keys,
+                        visitor_sessions = visitors,
                         "purged past their retention"
                     )
                 }
-                Ok(Err(error)) => tracing::warn!(%error, "purging old events and keys"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "purging old events, keys and visitor sessions")
+                }
                 _ => {}
             }
         }

@@ -84,7 +84,7 @@ pub(crate) fn pdf() -> Vec<u8> {
     b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n".to_vec()
 }
 
-fn ogg() -> Vec<u8> {
+pub(crate) fn ogg() -> Vec<u8> {
     b"OggS\0\x02\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\x01\x13OpusHead\x01\x01".to_vec()
 }
 

@@ -670,6 +670,80 @@ async fn a_whatsapp_cloud_batch_of_three_messages_and_its_statuses_are_all_store
     );
 }
 
+/// A voice note and a document on WhatsApp arrive as files, fetched through the Graph API
+/// with the token; a file reply goes out as a media message with a link that expires.
+async fn whatsapp_voice_notes_and_documents_arrive_as_files_and_files_go_out_as_links(
+    app: TestApp,
+    fakes: Arc<Fakes>,
+) {
+    let admin = app.admin().await;
+    let id = id_of(&meta_channel(&app, &admin, "whatsapp", fake_meta::PHONE_NUMBER_ID).await);
+    let now = chrono::Utc::now().timestamp();
+    let ana = "14155552671";
+    let voice = fakes
+        .graph
+        .add_media(crate::attachments::ogg(), "audio/ogg");
+    let invoice = fakes
+        .graph
+        .add_media(crate::attachments::pdf(), "application/pdf");
+    let batch = fake_meta::whatsapp_messages(
+        fake_meta::PHONE_NUMBER_ID,
+        vec![
+            fake_meta::whatsapp_audio(ana, "wamid.voice", now - 2, &voice, true),
+            fake_meta::whatsapp_document(
+                ana,
+                "wamid.doc",
+                now - 1,
+                &invoice,
+                "application/pdf",
+                "invoice-42.pdf",
+            ),
+        ],
+        vec![(ana, "Ana")],
+    );
+    meta_call(&app, id, fake_meta::APP_SECRET, &batch)
+        .await
+        .expect(200);
+    let conversation = only_conversation(&app, &admin).await["id"]
+        .as_i64()
+        .expect("id");
+    let found = messages(&app, &admin, conversation).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        found[0]["attachments"][0]["content_type"],
+        "application/pdf"
+    );
+    assert_eq!(found[0]["attachments"][0]["filename"], "invoice-42.pdf");
+    assert!(
+        found[1]["attachments"][0]["content_type"]
+            .as_str()
+            .is_some_and(|kind| kind.starts_with("audio/")),
+        "{found:?}"
+    );
+
+    let file = upload(&app, &admin, png(), "label.png").await;
+    reply(
+        &app,
+        &admin,
+        conversation,
+        json!({"body": "Your label", "attachment_ids": [file]}),
+    )
+    .await
+    .expect(201);
+    let sends = fakes.graph.wait_for_sends(2).await;
+    assert_eq!(sends[0].body["type"], "text");
+    assert_eq!(sends[0].body["text"]["body"], "Your label");
+    assert_eq!(sends[1].body["type"], "image");
+    let link = sends[1].body["image"]["link"].as_str().unwrap_or_default();
+    assert!(
+        link.starts_with(&format!(
+            "{PUBLIC_URL}/v1/public/attachments/{file}?expires="
+        )),
+        "{}",
+        sends[1].body
+    );
+}
+
 async fn a_messenger_message_is_answered_through_the_send_api(app: TestApp, fakes: Arc<Fakes>) {
     let admin = app.admin().await;
     let id = id_of(&meta_channel(&app, &admin, "facebook", fake_meta::PAGE_ID).await);
@@ -715,6 +789,26 @@ async fn a_messenger_message_is_answered_through_the_send_api(app: TestApp, fake
         found["id"] == sent && found["delivery_status"] == "sent"
     })
     .await;
+    // A file alone goes as an attachment the platform fetches by its link.
+    let file = upload(&app, &admin, png(), "map.png").await;
+    reply(
+        &app,
+        &admin,
+        conversation_id,
+        json!({"attachment_ids": [file]}),
+    )
+    .await
+    .expect(201);
+    let sends = fakes.graph.wait_for_sends(2).await;
+    let attachment = &sends[1].body["message"]["attachment"];
+    assert_eq!(attachment["type"], "image", "{}", sends[1].body);
+    assert!(
+        attachment["payload"]["url"].as_str().is_some_and(
+            |url| url.starts_with(&format!("{PUBLIC_URL}/v1/public/attachments/{file}"))
+        ),
+        "{}",
+        sends[1].body
+    );
 
     // Instagram speaks the same Messenger platform, on its own channel.
     let instagram = id_of(&meta_channel(&app, &admin, "instagram", fake_meta::IG_ACCOUNT_ID).await);
@@ -1106,6 +1200,7 @@ on_both_backends_run_by!(with_fakes =>
     the_meta_handshake_echoes_the_challenge_only_for_the_verify_token,
     a_whatsapp_cloud_batch_of_three_messages_and_its_statuses_are_all_stored,
     a_messenger_message_is_answered_through_the_send_api,
+    whatsapp_voice_notes_and_documents_arrive_as_files_and_files_go_out_as_links,
     a_whatsapp_reply_after_24_hours_is_refused_until_the_customer_writes,
     provider_channels_check_what_they_are_given,
 );

@@ -580,6 +580,59 @@ async fn visitor_messages_at_once_after_a_close_open_one_conversation(app: TestA
     }
 }
 
+/// A visitor session past its time opens nothing, and the hourly upkeep removes it; the
+/// conversation stays with the agents.
+async fn an_expired_visitor_session_opens_nothing(app: TestApp) {
+    let admin = app.admin().await;
+    let agent = app.user(&admin, "agent", "Alex Agent").await;
+    let (channel, _) = webchat(&app, &admin, &agent).await;
+    let widget_token = channel["widget_token"].as_str().expect("widget_token");
+    let session = start(&app, widget_token, json!({})).await.expect(201);
+    let token = session.body["visitor_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let conversation = session.body["conversation_id"]
+        .as_i64()
+        .expect("conversation");
+    let expires: chrono::DateTime<chrono::Utc> = session.body["expires_at"]
+        .as_str()
+        .and_then(|at| at.parse().ok())
+        .expect("expires_at");
+    let ttl = expires - chrono::Utc::now();
+    assert!(
+        ttl > chrono::TimeDelta::hours(11) && ttl <= chrono::TimeDelta::hours(12),
+        "{ttl:?}"
+    );
+    let store = app.running().state.store.clone();
+    let purged = actix_web::web::block(move || {
+        store.write(|conn| {
+            // As the upkeep does, a moment after the session's time.
+            persistence::repo::visitors::purge_expired(
+                conn,
+                expires + chrono::TimeDelta::seconds(1),
+            )
+        })
+    })
+    .await
+    .expect("blocking pool")
+    .expect("purge");
+    assert_eq!(purged, 1);
+    widget(
+        &app,
+        reqwest::Method::GET,
+        "/v1/webchat/messages",
+        Some(SHOP),
+        Some(&token),
+        None,
+    )
+    .await
+    .expect_problem(401, "unauthenticated");
+    app.get(&format!("/v1/conversations/{conversation}"), &agent.token)
+        .await
+        .expect(200);
+}
+
 /// Runs a test on a server whose files (visitors' uploads) go to a directory of its own,
 /// with several writers so that simultaneous requests run side by side.
 async fn with_files<F, Fut>(backend: Backend, name: &str, body: F)
@@ -603,5 +656,6 @@ on_both_backends_run_by!(with_files =>
     a_visitor_sends_a_file_the_agent_sees,
     other_origins_and_tokens_are_refused,
     visitor_messages_at_once_after_a_close_open_one_conversation,
+    an_expired_visitor_session_opens_nothing,
 );
 on_both_backends_run_by!(with_slow_visitors => visitors_are_rate_limited_per_token_and_address);
