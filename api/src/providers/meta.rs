@@ -165,23 +165,7 @@ impl Provider for Meta {
                     })?;
                 http.get(link).bearer_auth(keys.access_token)
             };
-            let response = request.send().await.map_err(super::describe)?;
-            if !response.status().is_success() {
-                return Err(format!(
-                    "Meta answered HTTP {} for a media file",
-                    response.status().as_u16()
-                ));
-            }
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string);
-            let bytes = super::read_limited(response, limit).await?;
-            Ok(Fetched {
-                bytes,
-                content_type,
-            })
+            super::download(request, limit, "Meta").await
         }
         .boxed()
     }

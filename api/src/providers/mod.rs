@@ -571,6 +571,32 @@ async fn react(
     .await
 }
 
+/// Sends a media download and reads the file (at most `limit` bytes); `who` names the
+/// provider in the error of a refusal.
+pub async fn download(
+    request: reqwest::RequestBuilder,
+    limit: usize,
+    who: &str,
+) -> Result<Fetched, String> {
+    let response = request.send().await.map_err(describe)?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "{who} answered HTTP {} for a media file",
+            response.status().as_u16()
+        ));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let bytes = read_limited(response, limit).await?;
+    Ok(Fetched {
+        bytes,
+        content_type,
+    })
+}
+
 /// Reads at most `limit` bytes of a response body; more is an error, not a cut file.
 pub async fn read_limited(
     mut response: reqwest::Response,

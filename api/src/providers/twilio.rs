@@ -148,29 +148,11 @@ impl Provider for Twilio {
     ) -> BoxFuture<'a, Result<Fetched, String>> {
         async move {
             let account = account(credentials).ok_or("the channel has no Twilio credentials")?;
-            let response = state
+            let request = state
                 .provider_http
                 .get(locator)
-                .basic_auth(account.sid, Some(account.token))
-                .send()
-                .await
-                .map_err(super::describe)?;
-            if !response.status().is_success() {
-                return Err(format!(
-                    "Twilio answered HTTP {} for a media file",
-                    response.status().as_u16()
-                ));
-            }
-            let content_type = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_string);
-            let bytes = super::read_limited(response, limit).await?;
-            Ok(Fetched {
-                bytes,
-                content_type,
-            })
+                .basic_auth(account.sid, Some(account.token));
+            super::download(request, limit, "Twilio").await
         }
         .boxed()
     }

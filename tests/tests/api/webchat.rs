@@ -62,6 +62,49 @@ async fn widget(
     into_reply(request.send().await.expect("request reaches the server")).await
 }
 
+/// A web chat and an agent of its inbox.
+struct Site {
+    agent: Session,
+    channel: Value,
+    widget_token: String,
+}
+
+async fn site(app: &TestApp) -> Site {
+    let admin = app.admin().await;
+    let agent = app.user(&admin, "agent", "Alex Agent").await;
+    let (channel, _) = webchat(app, &admin, &agent).await;
+    let widget_token = channel["widget_token"]
+        .as_str()
+        .expect("widget_token")
+        .to_string();
+    Site {
+        agent,
+        channel,
+        widget_token,
+    }
+}
+
+/// A visitor's session: their token and their conversation.
+struct Visit {
+    token: String,
+    conversation: i64,
+    reply: Reply,
+}
+
+async fn visit(app: &TestApp, widget_token: &str, body: Value) -> Visit {
+    let reply = start(app, widget_token, body).await.expect(201);
+    Visit {
+        token: reply.body["visitor_token"]
+            .as_str()
+            .expect("visitor_token")
+            .to_string(),
+        conversation: reply.body["conversation_id"]
+            .as_i64()
+            .expect("conversation_id"),
+        reply,
+    }
+}
+
 async fn start(app: &TestApp, widget_token: &str, body: Value) -> Reply {
     widget(
         app,
@@ -129,13 +172,11 @@ async fn ready(stream: &mut Stream) {
 }
 
 async fn a_visitor_chats_with_an_agent_end_to_end_and_never_sees_a_note(app: TestApp) {
-    let admin = app.admin().await;
-    let agent = app.user(&admin, "agent", "Alex Agent").await;
-    let (channel, _) = webchat(&app, &admin, &agent).await;
-    let widget_token = channel["widget_token"]
-        .as_str()
-        .expect("widget_token")
-        .to_string();
+    let Site {
+        agent,
+        channel,
+        widget_token,
+    } = site(&app).await;
     assert_eq!(channel["provider"], "webchat");
     assert!(channel["callback_url"].is_null());
 
@@ -327,18 +368,15 @@ async fn a_visitor_chats_with_an_agent_end_to_end_and_never_sees_a_note(app: Tes
 }
 
 async fn a_visitor_sends_a_file_the_agent_sees(app: TestApp) {
-    let admin = app.admin().await;
-    let agent = app.user(&admin, "agent", "Alex Agent").await;
-    let (channel, _) = webchat(&app, &admin, &agent).await;
-    let widget_token = channel["widget_token"].as_str().expect("widget_token");
-    let session = start(&app, widget_token, json!({})).await.expect(201);
-    let token = session.body["visitor_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let conversation = session.body["conversation_id"]
-        .as_i64()
-        .expect("conversation");
+    let Site {
+        agent,
+        widget_token,
+        ..
+    } = site(&app).await;
+    let widget_token = widget_token.as_str();
+    let session = visit(&app, widget_token, json!({})).await;
+    let token = session.token.clone();
+    let conversation = session.conversation;
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(png())
@@ -404,10 +442,12 @@ async fn a_visitor_sends_a_file_the_agent_sees(app: TestApp) {
 }
 
 async fn other_origins_and_tokens_are_refused(app: TestApp) {
-    let admin = app.admin().await;
-    let agent = app.user(&admin, "agent", "Alex Agent").await;
-    let (channel, _) = webchat(&app, &admin, &agent).await;
-    let widget_token = channel["widget_token"].as_str().expect("widget_token");
+    let Site {
+        agent,
+        widget_token,
+        ..
+    } = site(&app).await;
+    let widget_token = widget_token.as_str();
     let path = format!("/v1/webchat/{widget_token}/sessions");
     let refused = widget(
         &app,
@@ -477,10 +517,8 @@ async fn other_origins_and_tokens_are_refused(app: TestApp) {
 }
 
 async fn visitors_are_rate_limited_per_token_and_address(app: TestApp) {
-    let admin = app.admin().await;
-    let agent = app.user(&admin, "agent", "Alex Agent").await;
-    let (channel, _) = webchat(&app, &admin, &agent).await;
-    let widget_token = channel["widget_token"].as_str().expect("widget_token");
+    let Site { widget_token, .. } = site(&app).await;
+    let widget_token = widget_token.as_str();
     let token = start(&app, widget_token, json!({})).await.expect(201).body["visitor_token"]
         .as_str()
         .expect("token")
@@ -519,18 +557,15 @@ async fn visitors_are_rate_limited_per_token_and_address(app: TestApp) {
 /// The visitor writes from several tabs at the instant after an agent closed their
 /// conversation: every message lands, all in one new conversation.
 async fn visitor_messages_at_once_after_a_close_open_one_conversation(app: TestApp) {
-    let admin = app.admin().await;
-    let agent = app.user(&admin, "agent", "Alex Agent").await;
-    let (channel, _) = webchat(&app, &admin, &agent).await;
-    let widget_token = channel["widget_token"].as_str().expect("widget_token");
-    let session = start(&app, widget_token, json!({})).await.expect(201);
-    let token = session.body["visitor_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let mut open = session.body["conversation_id"]
-        .as_i64()
-        .expect("conversation");
+    let Site {
+        agent,
+        widget_token,
+        ..
+    } = site(&app).await;
+    let widget_token = widget_token.as_str();
+    let session = visit(&app, widget_token, json!({})).await;
+    let token = session.token.clone();
+    let mut open = session.conversation;
     const TABS: usize = 3;
     for round in 0..crate::races::ROUNDS {
         app.post(
@@ -583,19 +618,16 @@ async fn visitor_messages_at_once_after_a_close_open_one_conversation(app: TestA
 /// A visitor session past its time opens nothing, and the hourly upkeep removes it; the
 /// conversation stays with the agents.
 async fn an_expired_visitor_session_opens_nothing(app: TestApp) {
-    let admin = app.admin().await;
-    let agent = app.user(&admin, "agent", "Alex Agent").await;
-    let (channel, _) = webchat(&app, &admin, &agent).await;
-    let widget_token = channel["widget_token"].as_str().expect("widget_token");
-    let session = start(&app, widget_token, json!({})).await.expect(201);
-    let token = session.body["visitor_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
-    let conversation = session.body["conversation_id"]
-        .as_i64()
-        .expect("conversation");
-    let expires: chrono::DateTime<chrono::Utc> = session.body["expires_at"]
+    let Site {
+        agent,
+        widget_token,
+        ..
+    } = site(&app).await;
+    let widget_token = widget_token.as_str();
+    let session = visit(&app, widget_token, json!({})).await;
+    let token = session.token.clone();
+    let conversation = session.conversation;
+    let expires: chrono::DateTime<chrono::Utc> = session.reply.body["expires_at"]
         .as_str()
         .and_then(|at| at.parse().ok())
         .expect("expires_at");
