@@ -284,6 +284,25 @@ async fn a_visitor_chats_with_an_agent_end_to_end_and_never_sees_a_note(app: Tes
         "It left the warehouse today"
     );
     assert_eq!(replied["data"]["message"]["author"], "agent");
+    // Another visitor's chat, and the agent's reply there: nothing of it on this socket.
+    let stranger = visit(&app, &widget_token, json!({"name": "Sam Stranger"})).await;
+    widget(
+        &app,
+        reqwest::Method::POST,
+        "/v1/webchat/messages",
+        Some(SHOP),
+        Some(&stranger.token),
+        Some(json!({"body": "Is the shop open?"})),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/v1/conversations/{}/messages", stranger.conversation),
+        &agent.token,
+        json!({"body": "Until six"}),
+    )
+    .await
+    .expect(201);
     assert!(
         next_frame(&mut visitor, SILENCE).await.is_none(),
         "more than the reply arrived"
