@@ -619,20 +619,18 @@ pub fn list(
     after: Option<&Position>,
     limit: i64,
 ) -> Result<(Vec<Contact>, Option<Position>), StoreError> {
-    let mut query = contacts::table
-        .into_boxed::<MultiBackend>()
-        .filter(contacts::org_id.eq(org.get()));
-    for prefix in search.prefixes {
-        let matches = contact_terms::table
-            .filter(
-                contact_terms::org_id
-                    .eq(org.get())
-                    .and(contact_terms::term.ge(prefix.clone()))
-                    .and(contact_terms::term.lt(rules::prefix_end(prefix))),
-            )
-            .select(contact_terms::contact_id);
-        query = query.filter(contacts::id.eq_any(matches));
-    }
+    let mut query = contacts::table.into_boxed::<MultiBackend>();
+    query = if search.prefixes.is_empty() {
+        query.filter(contacts::org_id.eq(org.get()))
+    } else {
+        // The organization's contacts matching every prefix (one rule with the
+        // conversation search's contact part).
+        query.filter(super::search::contact_directory_matches(
+            conn,
+            org,
+            search.prefixes,
+        )?)
+    };
     if let Some(user) = search.favorites_of {
         let favorites = contact_favorites::table
             .filter(contact_favorites::user_id.eq(user.get()))

@@ -121,9 +121,15 @@ fn base_with(scope: &Scope, filter: &Filter, with_spam: bool, search: Option<&Ma
     let full: Vec<i64> = scope.full.iter().map(|id| id.get()).collect();
     let partial: Vec<i64> = scope.partial.iter().map(|id| id.get()).collect();
     let teams: Vec<i64> = scope.teams.iter().map(|id| id.get()).collect();
+    let by_id = search.is_some_and(Matching::reads_by_id);
     let mut query = c::table
         .into_boxed::<MultiBackend>()
-        .filter(c::org_id.eq(filter.org.map_or(0, OrgId::get)))
+        .filter(unindexed_eq(
+            by_id,
+            c::org_id,
+            "conversations.org_id",
+            filter.org.map_or(0, OrgId::get),
+        ))
         .filter(
             c::spam
                 .eq(false)
@@ -148,7 +154,12 @@ fn base_with(scope: &Scope, filter: &Filter, with_spam: bool, search: Option<&Ma
         None => query,
     };
     if let Some(inbox) = filter.inbox_id {
-        query = query.filter(c::inbox_id.eq(inbox.get()));
+        query = query.filter(unindexed_eq(
+            by_id,
+            c::inbox_id,
+            "conversations.inbox_id",
+            inbox.get(),
+        ));
     }
     if let Some(channel) = filter.channel_id {
         query = query.filter(c::channel_id.eq(channel.get()));
@@ -199,6 +210,33 @@ fn base_with(scope: &Scope, filter: &Filter, with_spam: bool, search: Option<&Ma
         query = query.filter(search.condition());
     }
     query
+}
+
+/// `column = value`; with `unindexed`, written `+column = value`: the same rows, but no
+/// index can serve the term, so a search's ids are read instead
+/// (`Matching::reads_by_id`).
+fn unindexed_eq<C>(
+    unindexed: bool,
+    column: C,
+    name: &str,
+    value: i64,
+) -> Box<dyn BoxableExpression<c::table, MultiBackend, SqlType = diesel::sql_types::Bool>>
+where
+    C: Column<Table = c::table, SqlType = diesel::sql_types::BigInt>
+        + ExpressionMethods
+        + BoxableExpression<c::table, MultiBackend, SqlType = diesel::sql_types::BigInt>
+        + 'static,
+    diesel::dsl::Eq<C, i64>:
+        BoxableExpression<c::table, MultiBackend, SqlType = diesel::sql_types::Bool> + 'static,
+{
+    if unindexed {
+        Box::new(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("+{name} = "))
+                .bind::<diesel::sql_types::BigInt, _>(value),
+        )
+    } else {
+        Box::new(column.eq(value))
+    }
 }
 
 /// Loads one page. `limit` rows at most; `next` is set when more follow.

@@ -174,6 +174,21 @@ impl Matching {
         Ok(self)
     }
 
+    /// Whether the list's queries should read this search's conversations by id: on
+    /// SQLite, when the search names them (a few). SQLite keeps no statistics here and
+    /// otherwise walks an index of the organization's tab (`org_id`, `status`, …),
+    /// checking each entry against the ids: for a rare term in the closed tab of 200,000
+    /// conversations, 27 ms instead of 0.03. The list then writes its index-serving terms
+    /// so that no index can serve them (`+conversations.org_id = ?`), which leaves the ids.
+    /// (PostgreSQL weighs both plans itself.)
+    pub fn reads_by_id(&self) -> bool {
+        self.backend == Backend::Sqlite
+            && matches!(
+                (&self.contacts, &self.messages),
+                (Part::Ids(_), Part::Ids(_))
+            )
+    }
+
     /// The condition on `conversations` for the list's and the counts' queries.
     pub fn condition(&self) -> Condition {
         if let (Part::Ids(contacts), Part::Ids(messages)) = (&self.contacts, &self.messages) {
@@ -459,6 +474,50 @@ fn fts_query(words: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The contact directory's search (`GET /v1/contacts?q=`): `contacts.id` is a contact
+/// matching every prefix, by the same rule as a conversation search's contact part
+/// ([`contacts_with`]). When at most [`FEW`] contacts match (counted up to a bound), the
+/// organization's term is written so that no index serves it (`+contacts.org_id`) on
+/// SQLite, which keeps no statistics and would otherwise walk every contact by name,
+/// checking each against the matches (14 ms for a number among 200,000 contacts; 0.03 ms
+/// when the matches are read by id and sorted). Beyond that, matches are dense enough for
+/// the walk to fill a page at once.
+pub fn contact_directory_matches(
+    conn: &mut DbConnection,
+    org: OrgId,
+    prefixes: &[String],
+) -> Result<ContactCondition, StoreError> {
+    let org = org.get();
+    let few = match conn {
+        DbConnection::Sqlite(_) => {
+            let matched: Vec<i64> = contact_terms::table
+                .filter(contacts_with(org, prefixes))
+                .select(contact_terms::contact_id)
+                .limit(bound(FEW))
+                .load(conn)?;
+            matched.len() <= FEW
+        }
+        DbConnection::Postgresql(_) => false,
+    };
+    let org_term = if few {
+        "+contacts.org_id = "
+    } else {
+        "contacts.org_id = "
+    };
+    Ok(Box::new(
+        Raw::default()
+            .sql(org_term)
+            .bigint(org)
+            .sql(" AND contacts.id IN (SELECT contact_terms.contact_id FROM contact_terms WHERE ")
+            .append(contacts_with(org, prefixes))
+            .sql(")"),
+    ))
+}
+
+/// A condition on the contact directory's queries.
+pub type ContactCondition =
+    Box<dyn BoxableExpression<crate::schema::contacts::table, MultiBackend, SqlType = Bool>>;
 
 /// `contact_terms` rows of the organization's contacts that have a term matching each
 /// prefix (`prefixes` is not empty): one range of the table's primary key for the longest
