@@ -157,23 +157,11 @@ pub fn page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Page<Message>, StoreError> {
-    let mut query = m::table
+    let query = m::table
         .filter(m::org_id.eq(org.get()))
         .filter(m::conversation_id.eq(conversation.get()))
         .into_boxed();
-    if let Some(before) = before {
-        query = query.filter(m::id.lt(before));
-    }
-    let rows: Vec<MessageRow> = query
-        .order(m::id.desc())
-        .limit(limit + 1)
-        .select(COLUMNS)
-        .load(conn)?;
-    let messages = rows
-        .into_iter()
-        .map(to_message)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_overfetch(messages, limit))
+    newest_first(conn, query, before, limit)
 }
 
 /// The messages of the conversation its customer sees (`conversation::customer_sees`:
@@ -184,10 +172,23 @@ pub fn customer_page(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Page<Message>, StoreError> {
-    let mut query = m::table
+    let query = m::table
         .filter(m::conversation_id.eq(conversation.get()))
         .filter(m::direction.ne(Direction::Internal.as_str()))
         .into_boxed();
+    let mut page = newest_first(conn, query, before, limit)?;
+    page.items
+        .retain(|message| domain::conversation::customer_sees(message.direction, message.kind));
+    Ok(page)
+}
+
+/// A page of `query`'s messages before `before`, newest first.
+fn newest_first(
+    conn: &mut DbConnection,
+    mut query: m::BoxedQuery<'static, crate::connection::MultiBackend>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Page<Message>, StoreError> {
     if let Some(before) = before {
         query = query.filter(m::id.lt(before));
     }
@@ -199,11 +200,6 @@ pub fn customer_page(
     let messages = rows
         .into_iter()
         .map(to_message)
-        .filter(|message| {
-            message.as_ref().map_or(true, |message| {
-                domain::conversation::customer_sees(message.direction, message.kind)
-            })
-        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_overfetch(messages, limit))
 }
