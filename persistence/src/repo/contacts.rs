@@ -610,16 +610,17 @@ pub struct Search<'a> {
     pub favorites_of: Option<UserId>,
 }
 
-/// One page of the organization's contacts, by name, after `after`; every filter is an
-/// index range, never a scan of the tenant's contacts.
-pub fn list(
+type Boxed = contacts::BoxedQuery<'static, MultiBackend>;
+
+/// A page's query, without its limit and columns: the organization's contacts matching the
+/// search, by name, after `after`.
+fn page_query(
     conn: &mut DbConnection,
     org: OrgId,
     search: &Search<'_>,
     after: Option<&Position>,
-    limit: i64,
-) -> Result<(Vec<Contact>, Option<Position>), StoreError> {
-    let mut query = contacts::table.into_boxed::<MultiBackend>();
+) -> Result<Boxed, StoreError> {
+    let mut query: Boxed = contacts::table.into_boxed::<MultiBackend>();
     query = if search.prefixes.is_empty() {
         query.filter(contacts::org_id.eq(org.get()))
     } else {
@@ -643,8 +644,34 @@ pub fn list(
             .filter(contacts::sort_key.ge(key.clone()))
             .filter(contacts::sort_key.gt(key.clone()).or(contacts::id.gt(*id)));
     }
+    Ok(query.order((contacts::sort_key, contacts::id)))
+}
+
+/// The database's plan for a page of the directory (for tests that check which index
+/// serves a search, and for operators checking their indexes).
+pub fn explain_page(
+    conn: &mut DbConnection,
+    org: OrgId,
+    search: &Search<'_>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let query = page_query(conn, org, search, None)?
+        .limit(limit)
+        .select((contacts::id, contacts::sort_key));
+    super::conversation_list::explain(conn, query)
+}
+
+/// One page of the organization's contacts, by name, after `after`; every filter is an
+/// index range, never a scan of the tenant's contacts.
+pub fn list(
+    conn: &mut DbConnection,
+    org: OrgId,
+    search: &Search<'_>,
+    after: Option<&Position>,
+    limit: i64,
+) -> Result<(Vec<Contact>, Option<Position>), StoreError> {
+    let query = page_query(conn, org, search, after)?;
     let rows: Vec<(i64, String)> = query
-        .order((contacts::sort_key, contacts::id))
         .limit(limit + 1)
         .select((contacts::id, contacts::sort_key))
         .load(conn)?;

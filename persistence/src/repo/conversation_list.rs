@@ -499,6 +499,15 @@ pub fn explain_page_matching(
     let query = rest_query(scope, filter, search, sort, &[], after)
         .limit(limit)
         .select(COLUMNS);
+    explain(conn, query)
+}
+
+/// The database's plan for `query`, one line per plan node (PostgreSQL `EXPLAIN`, SQLite
+/// `EXPLAIN QUERY PLAN`).
+pub(crate) fn explain<Q>(conn: &mut DbConnection, query: Q) -> Result<Vec<String>, StoreError>
+where
+    Q: diesel::query_builder::QueryFragment<MultiBackend>,
+{
     Ok(match conn {
         DbConnection::Postgresql(_) => {
             Explain::<_, diesel::sql_types::Text>::new("EXPLAIN ", query).load::<String>(conn)?

@@ -530,3 +530,41 @@ async fn a_search_naming_a_few_conversations_reads_them_by_id(app: TestApp) {
 }
 
 on_both_backends!(a_search_naming_a_few_conversations_reads_them_by_id);
+
+/// The contact directory's search reads a few matching contacts by id on SQLite, rather
+/// than walking every contact by name checking each against the matches; on both backends
+/// it finds what the rule says.
+async fn the_directory_reads_a_few_matching_contacts_by_id(app: TestApp) {
+    let (store, _, org) = crate::fixtures::seeded_org(&app, "Directory Co", 3000, 11).await;
+    let backend = store.backend();
+    let surname = sample_queries(&store, org)[0].clone();
+    let prefixes = domain::contacts::query_prefixes(&surname);
+    let search = persistence::repo::contacts::Search {
+        prefixes: &prefixes,
+        favorites_of: None,
+    };
+    let (plan, (found, _)) = store
+        .read(|conn| {
+            Ok((
+                persistence::repo::contacts::explain_page(conn, org, &search, 26)?,
+                persistence::repo::contacts::list(conn, org, &search, None, 100)?,
+            ))
+        })
+        .expect("explain");
+    assert!(found.len() > 12, "{surname} finds only {}", found.len());
+    let lower = surname.to_lowercase();
+    for contact in &found {
+        let name = contact.name.clone().unwrap_or_default().to_lowercase();
+        assert!(name.contains(&lower), "{surname} found {name:?}");
+    }
+    if backend == Backend::Sqlite {
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("USING INTEGER PRIMARY KEY")),
+            "{surname}: the matching contacts are not read by id:\n{}",
+            plan.join("\n")
+        );
+    }
+}
+
+on_both_backends!(the_directory_reads_a_few_matching_contacts_by_id);
