@@ -27,8 +27,8 @@ use crate::db;
 use crate::service::visibility;
 use crate::state::AppState;
 
-const PING_EVERY: Duration = Duration::from_secs(20);
-const DEAD_AFTER: Duration = Duration::from_secs(60);
+pub(super) const PING_EVERY: Duration = Duration::from_secs(20);
+pub(super) const DEAD_AFTER: Duration = Duration::from_secs(60);
 /// How long a new socket holds live events for a `resume` that may follow at once (clients
 /// that resume send it first thing).
 const RESUME_GRACE: Duration = Duration::from_millis(750);

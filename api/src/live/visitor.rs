@@ -23,12 +23,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::session::{DEAD_AFTER, PING_EVERY};
 use super::{CLOSE_BAD_FRAME, CLOSE_TOO_SLOW};
 use crate::service::webchat as chat;
 use crate::state::AppState;
 
-const PING_EVERY: Duration = Duration::from_secs(20);
-const DEAD_AFTER: Duration = Duration::from_secs(60);
 /// The visitor's token expired: start a new session.
 pub const CLOSE_SESSION_EXPIRED: u16 = 4401;
 /// Conversations a socket follows at most (a visitor starting one after another).

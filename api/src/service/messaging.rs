@@ -60,6 +60,22 @@ pub(crate) fn checked_body(body: &str, with_files: bool) -> Result<String, ApiEr
     Ok(validate::text("body", body, MAX_BODY_CHARS)?)
 }
 
+/// Attaches uploads claimed (checked as unsent) earlier in this transaction to `message`;
+/// another send that took one meanwhile makes this one fail.
+fn attach_claimed(
+    conn: &mut DbConnection,
+    files: &[Attachment],
+    message: MessageId,
+) -> Result<(), ApiError> {
+    let ids: Vec<i64> = files.iter().map(|file| file.id).collect();
+    if attachments::attach(conn, &ids, message)? != ids.len() {
+        return Err(
+            DomainError::invalid("attachment_ids", "an attachment was already sent").into(),
+        );
+    }
+    Ok(())
+}
+
 /// Writes an outbound message or note into an open conversation and queues its delivery.
 pub(crate) fn write_outgoing(
     conn: &mut DbConnection,
@@ -108,13 +124,7 @@ pub(crate) fn write_outgoing(
             canned_response_id,
         },
     )?;
-    let ids: Vec<i64> = files.iter().map(|file| file.id).collect();
-    if attachments::attach(conn, &ids, message.id)? != ids.len() {
-        // Claimed a moment ago in this transaction: another send took one meanwhile.
-        return Err(
-            DomainError::invalid("attachment_ids", "an attachment was already sent").into(),
-        );
-    }
+    attach_claimed(conn, files, message.id)?;
     if status == Some(DeliveryStatus::Queued) {
         deliveries::enqueue(conn, actor.org_id, message.id, channel.id)?;
     }
@@ -424,7 +434,7 @@ pub fn receive(
     }
     // Closed is final: a customer who writes again after a close starts a new conversation.
     let mut conversation = open_conversation(conn, channel, &contact, Some(&address), outbox)?;
-    if channel.channel_type == domain::ChannelType::Whatsapp {
+    if rules::has_reply_window(channel.channel_type) {
         // The reply window runs from the customer's time, never from one ahead of ours.
         let now = persistence::now();
         let wrote = inbound.sent_at.map_or(now, |at| at.min(now));
@@ -456,12 +466,7 @@ pub fn receive(
         .iter()
         .map(|file| uploads::record(conn, org, None, Some(message.id), file))
         .collect::<Result<Vec<_>, _>>()?;
-    let ids: Vec<i64> = uploaded.iter().map(|file| file.id).collect();
-    if attachments::attach(conn, &ids, message.id)? != ids.len() {
-        return Err(
-            DomainError::invalid("attachment_ids", "an attachment was already sent").into(),
-        );
-    }
+    attach_claimed(conn, uploaded, message.id)?;
     recorded.extend(uploaded.iter().cloned());
     receipts::insert_inbound(
         conn,
