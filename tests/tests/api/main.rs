@@ -18,6 +18,7 @@ mod conversation_rules;
 mod conversations;
 mod counts;
 mod delivery;
+mod event_cursors;
 #[allow(dead_code)] // a stand-in for the Meta Graph API, for modules that each use a part
 mod fake_meta;
 #[allow(dead_code)] // a stand-in for the Twilio REST API, for modules that each use a part
