@@ -34,26 +34,14 @@ pub fn write_here<T>(
     store: &Store,
     work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    write_here_then(store, work, |_, done| done)
-}
-
-/// [`write_here`], then `after` on the same connection once the transaction has committed.
-pub fn write_here_then<T, U>(
-    store: &Store,
-    work: impl FnOnce(&mut DbConnection) -> Result<T, ApiError>,
-    after: impl FnOnce(&mut DbConnection, T) -> U,
-) -> Result<U, ApiError> {
     let mut failure = None;
-    let result = store.write_then(
-        |conn| {
-            work(conn).map_err(|error| {
-                // Roll back, but keep the ApiError to answer with.
-                failure = Some(error);
-                persistence::StoreError::Database(diesel_rollback())
-            })
-        },
-        after,
-    );
+    let result = store.write(|conn| {
+        work(conn).map_err(|error| {
+            // Roll back, but keep the ApiError to answer with.
+            failure = Some(error);
+            persistence::StoreError::Database(diesel_rollback())
+        })
+    });
     match (result, failure) {
         (_, Some(error)) => Err(error),
         (Ok(value), None) => Ok(value),

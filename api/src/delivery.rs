@@ -26,7 +26,7 @@ use crate::db;
 use crate::error::ApiError;
 use crate::providers::webhook::SIGNATURE_HEADER;
 use crate::providers::{self, Outcome, Sending};
-use crate::service::events::{self, Flushed, Outbox};
+use crate::service::events::{Logged, Outbox};
 use crate::service::present;
 use crate::state::AppState;
 
@@ -247,13 +247,13 @@ async fn finish(state: &web::Data<AppState>, due: Due, outcome: Outcome) -> Opti
     // first database hiccup, or the expired lease would send it again.
     for pause in [100, 500, 2000, 0] {
         let work = recorded.clone();
-        let attempt = events::transaction(&state.store, move |conn| {
+        let attempt = db::write(&state.store, move |conn| {
             let (due, outcome) = &*work;
-            Ok(((), record(conn, due, outcome, attempts, retry_at)?))
+            record(conn, due, outcome, attempts, retry_at)
         })
         .await;
         match attempt {
-            Ok(((), logged)) => {
+            Ok(logged) => {
                 logged.publish(state);
                 return retry_at;
             }
@@ -275,7 +275,7 @@ fn record(
     outcome: &Outcome,
     attempts: u32,
     retry_at: Option<DateTime<Utc>>,
-) -> Result<Flushed, ApiError> {
+) -> Result<Logged, ApiError> {
     let mut outbox = Outbox::new();
     let attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
     match (outcome, retry_at) {

@@ -306,17 +306,6 @@ impl Store {
         &self,
         work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.write_then(work, |_, done| done)
-    }
-
-    /// [`Store::write`], then `after` on the same connection once the transaction has
-    /// committed (outside it): for what only the commit can tell, such as the cursors it
-    /// gave the transaction's events.
-    pub fn write_then<T, U>(
-        &self,
-        work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
-        after: impl FnOnce(&mut DbConnection, T) -> U,
-    ) -> Result<U, StoreError> {
         let mut conn = self.conn()?;
         let _writer = match self.backend {
             Backend::Sqlite => Some(
@@ -327,11 +316,10 @@ impl Store {
             Backend::Postgres => None,
         };
         let conn: &mut DbConnection = &mut conn;
-        let done = match self.backend {
+        match self.backend {
             Backend::Postgres => conn.transaction(work),
             Backend::Sqlite => immediate_transaction(conn, work),
-        }?;
-        Ok(after(conn, done))
+        }
     }
 
     /// Applies every pending migration.

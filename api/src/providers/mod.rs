@@ -451,7 +451,7 @@ async fn record(
         attempts += 1;
         let attempt = {
             let (channel, arrival, files) = (channel.clone(), arrival.clone(), files.to_vec());
-            events::transaction(&state.store, move |conn| {
+            db::write(&state.store, move |conn| {
                 let mut outbox = Outbox::new();
                 let result =
                     messaging::receive(conn, &channel, &arrival, &files, &[], &mut outbox)?;

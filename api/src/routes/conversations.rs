@@ -15,7 +15,7 @@ use persistence::repo::{activity, messages, tags};
 use crate::auth::Caller;
 use crate::body::{Json, OptionalJson};
 use crate::error::ApiError;
-use crate::service::events::{self, Flushed, Outbox};
+use crate::service::events::{self, Logged, Outbox};
 use crate::service::idempotency::{self, Key};
 use crate::service::messaging::{self, Outgoing};
 use crate::service::{conversations, present, visibility};
@@ -230,11 +230,11 @@ where
     let user = caller.user.id;
     let attempt = {
         let (key, work) = (key.clone(), work.clone());
-        events::transaction(&state.store, move |conn| {
+        db::write(&state.store, move |conn| {
             if let Some(key) = &key
                 && let Some(previous) = idempotency::replay::<T>(conn, user, key)?
             {
-                return Ok((previous, Flushed::default()));
+                return Ok((previous, Logged::default()));
             }
             let mut outbox = Outbox::new();
             let result = work(conn, &mut outbox)?;

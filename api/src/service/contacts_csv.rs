@@ -267,7 +267,7 @@ fn write_batch(
 ) -> Result<(), ApiError> {
     let mut failed = Vec::new();
     let (mut created, mut updated) = (0, 0);
-    let ((), logged) = super::events::transaction_here(&state.store, |conn| {
+    let logged = crate::db::write_here(&state.store, |conn| {
         let mut outbox = Outbox::new();
         let mut taken_ids: Vec<i64> = Vec::new();
         for row in &rows {
@@ -307,7 +307,7 @@ fn write_batch(
         if !taken_ids.is_empty() {
             outbox.contacts_imported(actor.org_id, &taken_ids)?;
         }
-        Ok(((), outbox.flush(conn)?))
+        outbox.flush(conn)
     })?;
     logged.publish(state);
     result.created += created;

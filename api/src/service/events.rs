@@ -1,12 +1,11 @@
 //! The outbox: a change buffers the events it announces, appends them to the log as the last
-//! statements of its transaction (the organization's cursors are taken while it commits, see
-//! `persistence::repo::events`), and publishes them on the bus once it has committed.
+//! statements of its transaction (so the organization's cursor lock is held only while it
+//! commits), and publishes them on the bus once it has committed.
 
-use actix_web::web;
 use domain::{ConversationId, EventType, InboxId, OrgId};
 use openapi as wire;
-use persistence::repo::events::{self, Appended, NewEvent, StoredEvent};
-use persistence::{DbConnection, Store};
+use persistence::DbConnection;
+use persistence::repo::events::{self, NewEvent, StoredEvent};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -19,16 +18,7 @@ pub struct Outbox {
     pending: Vec<NewEvent>,
 }
 
-/// Events appended to the log by a transaction not yet committed: [`transaction`] numbers
-/// them once it has.
-#[derive(Default)]
-#[must_use = "return the flushed events from the work of `events::transaction`"]
-pub struct Flushed {
-    appended: Appended,
-}
-
-/// Events written to the log, with their cursors, to publish now that their transaction has
-/// committed.
+/// Events written to the log, to publish once their transaction has committed.
 #[derive(Default)]
 #[must_use = "publish the events after the transaction commits"]
 pub struct Logged {
@@ -163,34 +153,19 @@ impl Outbox {
         )
     }
 
-    /// Writes the buffered events to the log. Call it as the transaction's last step.
-    pub fn flush(self, conn: &mut DbConnection) -> Result<Flushed, ApiError> {
-        let mut appended = Appended::default();
+    /// Writes the buffered events to the log. Call it as the transaction's last step: it
+    /// takes the organization's cursor, which stays locked until commit.
+    pub fn flush(self, conn: &mut DbConnection) -> Result<Logged, ApiError> {
+        let mut events = Vec::with_capacity(self.pending.len());
         let mut pending = self.pending;
         // A change touches one organization; keep the general case correct all the same.
         while let Some(org) = pending.first().map(|event| event.org_id) {
             let (this, rest): (Vec<NewEvent>, Vec<NewEvent>) =
                 pending.into_iter().partition(|event| event.org_id == org);
-            appended.extend(events::append_all(conn, org, this)?);
+            events.extend(events::append_all(conn, org, this)?);
             pending = rest;
         }
-        Ok(Flushed { appended })
-    }
-}
-
-impl Flushed {
-    /// The events with the cursors their commit took, read on the connection that committed
-    /// them. Should that read fail, the change stands and nothing is published now: every
-    /// instance reads the events from the log when the organization's next event shows the
-    /// gap.
-    fn committed(self, conn: &mut DbConnection) -> Logged {
-        match events::numbered(conn, self.appended) {
-            Ok(events) => Logged { events },
-            Err(error) => {
-                tracing::error!(%error, "committed events could not be numbered; they are published with the next one");
-                Logged::default()
-            }
-        }
+        Ok(Logged { events })
     }
 }
 
@@ -203,27 +178,6 @@ impl Logged {
     }
 }
 
-/// Runs `work` in one transaction; `work` answers its result and its flushed outbox. Answers
-/// the result and, once committed, the events to publish.
-pub async fn transaction<T, F>(store: &Store, work: F) -> Result<(T, Logged), ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> Result<(T, Flushed), ApiError> + Send + 'static,
-{
-    let store = store.clone();
-    web::block(move || transaction_here(&store, work)).await?
-}
-
-/// [`transaction`] on the calling thread, for work already off the async workers.
-pub fn transaction_here<T>(
-    store: &Store,
-    work: impl FnOnce(&mut DbConnection) -> Result<(T, Flushed), ApiError>,
-) -> Result<(T, Logged), ApiError> {
-    crate::db::write_here_then(store, work, |conn, (result, flushed)| {
-        (result, flushed.committed(conn))
-    })
-}
-
 /// Runs `work` in one transaction with an outbox, logs its events last, and publishes them
 /// once the transaction has committed (nothing is published for a rolled-back change).
 pub async fn write<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
@@ -231,7 +185,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection, &mut Outbox) -> Result<T, ApiError> + Send + 'static,
 {
-    let (result, logged) = transaction(&state.store, move |conn| {
+    let (result, logged) = crate::db::write(&state.store, move |conn| {
         let mut outbox = Outbox::new();
         let result = work(conn, &mut outbox)?;
         Ok((result, outbox.flush(conn)?))

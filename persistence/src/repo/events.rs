@@ -1,16 +1,12 @@
 //! The event log (outbox). An event is appended in the transaction of the change it
 //! announces, so clients hear of exactly what committed.
 //!
-//! Cursors are per organization, consecutive, and follow commit order: a transaction that
-//! takes a cursor finishes committing before the next one can take a larger cursor, so a
-//! reader that has seen cursor N has seen every event below it. A transaction buffers its
-//! events and appends them all as its last statements. On PostgreSQL they are written with
-//! provisional cursors and a deferred trigger gives them their organization's next ones
-//! while the transaction commits (migration `event_cursor_at_commit`): the organization's
-//! row is locked only inside COMMIT, never across a round trip to the writer, so one
-//! tenant's writes run side by side and only their commits take turns. The writer learns
-//! the cursors just after its commit ([`numbered`]). SQLite has one writer, whose
-//! transaction takes its cursors as its last statement.
+//! Cursors are per organization and follow commit order: a transaction buffers its events
+//! and appends them all as its very last statements, bumping the organization's row once (and
+//! so locking it, on PostgreSQL) just before commit. A transaction that takes a cursor
+//! therefore commits before the next one can take a larger cursor, and the lock covers only
+//! the insert and the commit, not the whole change: one tenant's writes run side by side.
+//! SQLite has one writer.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -39,74 +35,16 @@ pub struct NewEvent {
     pub payload: String,
 }
 
-/// Events a transaction appended, in order. Their cursors are known once it has committed:
-/// pass them to [`numbered`] on the same connection, just after the commit.
-#[derive(Debug, Default)]
-#[must_use = "number the events with `events::numbered` after the commit"]
-pub struct Appended {
-    /// With their cursors, unless `at_commit` (PostgreSQL: `seq` is 0 until [`numbered`]).
-    events: Vec<StoredEvent>,
-    at_commit: bool,
-}
-
-impl Appended {
-    /// The events of a later append of the same transaction, after these.
-    pub fn extend(&mut self, later: Appended) {
-        self.at_commit |= later.at_commit;
-        self.events.extend(later.events);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-}
-
-/// The appended events with their cursors. Call it on the connection that appended them,
-/// right after their transaction committed (on PostgreSQL the commit took the cursors and
-/// left them in the session, `events_taken()`).
-pub fn numbered(
-    conn: &mut DbConnection,
-    appended: Appended,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let Appended {
-        mut events,
-        at_commit,
-    } = appended;
-    let DbConnection::Postgresql(pg) = conn else {
-        return Ok(events);
-    };
-    if !at_commit || events.is_empty() {
-        return Ok(events);
-    }
-    #[derive(QueryableByName)]
-    struct Taken {
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Array<diesel::sql_types::BigInt>>)]
-        seqs: Option<Vec<i64>>,
-    }
-    let taken: Taken = diesel::sql_query("SELECT events_taken() AS seqs").get_result(pg)?;
-    let seqs = taken.seqs.unwrap_or_default();
-    if seqs.len() != events.len() {
-        return Err(StoreError::Corrupt(format!(
-            "the commit took {} event cursors for {} events",
-            seqs.len(),
-            events.len()
-        )));
-    }
-    for (event, seq) in events.iter_mut().zip(seqs) {
-        event.seq = seq;
-    }
-    Ok(events)
-}
-
-/// Appends the events (all of one organization), in order. Call it as the transaction's
-/// last statement, and [`numbered`] after its commit.
+/// Appends the events (all of one organization) and returns them with their cursors, in
+/// order. Call it as the transaction's last statement: the organization's row stays locked
+/// until commit.
 pub fn append_all(
     conn: &mut DbConnection,
     org: OrgId,
     new: Vec<NewEvent>,
-) -> Result<Appended, StoreError> {
+) -> Result<Vec<StoredEvent>, StoreError> {
     if new.is_empty() {
-        return Ok(Appended::default());
+        return Ok(Vec::new());
     }
     if new.iter().any(|event| event.org_id != org) {
         return Err(StoreError::Corrupt(
@@ -116,37 +54,31 @@ pub fn append_all(
     let created_at = now();
     match conn {
         DbConnection::Postgresql(pg) => {
-            append_postgres(pg, org, &new, created_at)?;
-            Ok(Appended {
-                events: numbered_from(org, new, None, created_at),
-                at_commit: true,
-            })
+            let last = append_postgres(pg, org, &new, created_at)?;
+            Ok(numbered(org, new, last, created_at))
         }
         DbConnection::Sqlite(lite) => {
             let last = take_cursors(lite, org, new.len() as i64)?;
-            let first = last - new.len() as i64 + 1;
-            let events = numbered_from(org, new, Some(first), created_at);
-            insert_sqlite(lite, &events)?;
-            Ok(Appended {
-                events,
-                at_commit: false,
-            })
+            let stored = numbered(org, new, last, created_at);
+            insert_sqlite(lite, &stored)?;
+            Ok(stored)
         }
     }
 }
 
-/// The events with cursors counting up from `first`, or 0 each when not known yet.
-fn numbered_from(
+/// The events with their cursors: the `new.len()` cursors ending at `last`, in order.
+fn numbered(
     org: OrgId,
     new: Vec<NewEvent>,
-    first: Option<i64>,
+    last: i64,
     created_at: DateTime<Utc>,
 ) -> Vec<StoredEvent> {
+    let first = last - new.len() as i64 + 1;
     new.into_iter()
-        .enumerate()
-        .map(|(n, event)| StoredEvent {
+        .zip(first..)
+        .map(|(event, seq)| StoredEvent {
             org_id: org,
-            seq: first.map_or(0, |first| first + n as i64),
+            seq,
             event_type: event.event_type,
             inbox_id: event.inbox_id,
             conversation_id: event.conversation_id,
@@ -156,23 +88,33 @@ fn numbered_from(
         .collect()
 }
 
-/// PostgreSQL: the rows in one statement, in order, with provisional (negative, unique)
-/// cursors; the commit's trigger gives them their organization's next cursors.
+/// PostgreSQL: the cursor bump and the inserts in one statement, so the organization's row
+/// is locked for one round trip and the commit rather than two (one tenant's writers queue
+/// on that lock). Answers the last cursor taken.
 fn append_postgres(
     pg: &mut diesel::PgConnection,
     org: OrgId,
     new: &[NewEvent],
     created_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-    let written = diesel::sql_query(
-        "INSERT INTO events (org_id, seq, type, inbox_id, conversation_id, payload, created_at) \
-         SELECT $1, -nextval('events_provisional'), e.type, e.inbox_id, e.conversation_id, \
-                e.payload, $2 \
-         FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::text[]) \
+    #[derive(QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = BigInt)]
+        seq: i64,
+    }
+    let taken: Vec<Taken> = diesel::sql_query(
+        "WITH taken AS ( \
+             UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2 \
+             RETURNING event_seq) \
+         INSERT INTO events (org_id, seq, type, inbox_id, conversation_id, payload, created_at) \
+         SELECT $2, taken.event_seq - $1 + e.ord, e.type, e.inbox_id, e.conversation_id, \
+                e.payload, $3 \
+         FROM taken, unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[]) \
               WITH ORDINALITY AS e (type, inbox_id, conversation_id, payload, ord) \
-         ORDER BY e.ord",
+         RETURNING seq",
     )
+    .bind::<BigInt, _>(new.len() as i64)
     .bind::<BigInt, _>(org.get())
     .bind::<Timestamp, _>(to_db(created_at))
     .bind::<Array<Text>, _>(
@@ -191,14 +133,13 @@ fn append_postgres(
             .collect::<Vec<_>>(),
     )
     .bind::<Array<Text>, _>(new.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
-    .execute(pg)?;
-    if written != new.len() {
-        return Err(StoreError::Corrupt(format!(
-            "wrote {written} of {} events",
-            new.len()
-        )));
-    }
-    Ok(())
+    .load(pg)?;
+    taken
+        .iter()
+        .map(|row| row.seq)
+        .max()
+        .filter(|_| taken.len() == new.len())
+        .ok_or_else(|| StoreError::Corrupt(format!("organization {org} has no event cursor")))
 }
 
 /// SQLite (one writer, nothing to contend for): bumps the cursor by `count` and answers
@@ -288,21 +229,14 @@ pub fn after(
         .collect()
 }
 
-/// The organization's newest cursor (0 before its first event): the log's newest, or the
-/// organization's counter where that is larger (SQLite counts there; on PostgreSQL it holds
-/// what was taken before cursors were taken from the log).
+/// The organization's newest cursor (0 before its first event).
 pub fn last_seq(conn: &mut DbConnection, org: OrgId) -> Result<i64, StoreError> {
-    let counted: i64 = organizations::table
+    Ok(organizations::table
         .find(org.get())
         .select(organizations::event_seq)
         .first(conn)
         .optional()?
-        .unwrap_or(0);
-    let logged: Option<i64> = events::table
-        .filter(events::org_id.eq(org.get()))
-        .select(diesel::dsl::max(events::seq))
-        .first(conn)?;
-    Ok(counted.max(logged.unwrap_or(0)))
+        .unwrap_or(0))
 }
 
 /// The oldest cursor the log still holds for the organization.
@@ -313,19 +247,7 @@ pub fn first_retained(conn: &mut DbConnection, org: OrgId) -> Result<Option<i64>
         .first(conn)?)
 }
 
-/// Forgets events older than `cutoff` (the retention window), except each organization's
-/// newest, which its next cursor counts from; returns how many.
+/// Forgets events older than `cutoff` (the retention window); returns how many.
 pub fn purge_before(conn: &mut DbConnection, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
-    use diesel::sql_types::Timestamp;
-    const PURGE: &str = "DELETE FROM events WHERE created_at < {cutoff} \
-         AND seq < (SELECT max(newest.seq) FROM events AS newest \
-                    WHERE newest.org_id = events.org_id)";
-    Ok(match conn {
-        DbConnection::Postgresql(pg) => diesel::sql_query(PURGE.replace("{cutoff}", "$1"))
-            .bind::<Timestamp, _>(to_db(cutoff))
-            .execute(pg)?,
-        DbConnection::Sqlite(lite) => diesel::sql_query(PURGE.replace("{cutoff}", "?"))
-            .bind::<Timestamp, _>(to_db(cutoff))
-            .execute(lite)?,
-    })
+    Ok(diesel::delete(events::table.filter(events::created_at.lt(to_db(cutoff)))).execute(conn)?)
 }

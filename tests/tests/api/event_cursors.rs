@@ -1,13 +1,11 @@
-//! Event cursors on PostgreSQL are taken while the writing transaction commits
-//! (`persistence::repo::events`): one organization's writers do not wait for each other's
-//! open transactions, and cursors still count up without a gap in commit order, each
-//! writer told exactly the cursors its events got.
+//! Event cursors on PostgreSQL (`persistence::repo::events`): one organization's writers
+//! committing at the same instant get cursors that count up without a gap or a repeat,
+//! each writer told exactly the cursors its events got, and a rolled-back writer takes
+//! none.
 
-use std::sync::{Arc, Barrier, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Barrier};
 
 use domain::{EventType, OrgId};
-use persistence::diesel::{self, RunQueryDsl};
 use persistence::repo::events::{self, NewEvent, StoredEvent};
 use persistence::repo::orgs;
 use persistence::{Store, StoreError};
@@ -25,16 +23,12 @@ fn event(org: OrgId, writer: usize, n: usize) -> NewEvent {
 }
 
 /// Appends `count` events of `writer` in one transaction; answers them as the writer was
-/// told after its commit.
+/// told.
 fn write(store: &Store, org: OrgId, writer: usize, count: usize) -> Vec<StoredEvent> {
     let batch = (0..count).map(|n| event(org, writer, n)).collect();
     store
-        .write_then(
-            |conn| events::append_all(conn, org, batch),
-            events::numbered,
-        )
+        .write(|conn| events::append_all(conn, org, batch))
         .expect("the write commits")
-        .expect("its cursors are read back")
 }
 
 fn postgres_store(test: &str) -> Option<(TestDb, Store, OrgId)> {
@@ -45,72 +39,6 @@ fn postgres_store(test: &str) -> Option<(TestDb, Store, OrgId)> {
         .expect("an organization")
         .id;
     Some((db, store, org))
-}
-
-#[test]
-fn a_writer_does_not_wait_for_another_open_transaction_of_its_organization() {
-    let Some((_db, store, org)) = postgres_store("event_cursors::open_transaction") else {
-        return;
-    };
-    let (appended, wait_appended) = mpsc::channel::<()>();
-    let (release, wait_release) = mpsc::channel::<()>();
-    // The slow writer: appends its events, then holds its transaction open until told.
-    let slow = {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            let batch = (0..2).map(|n| event(org, 0, n)).collect();
-            store
-                .write_then(
-                    |conn| {
-                        let appended_events = events::append_all(conn, org, batch)?;
-                        let _ = appended.send(());
-                        let _ = wait_release.recv_timeout(Duration::from_secs(30));
-                        Ok(appended_events)
-                    },
-                    events::numbered,
-                )
-                .expect("the slow write commits")
-                .expect("its cursors")
-        })
-    };
-    wait_appended
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the slow writer appended");
-    // Another writer of the organization meanwhile: it would wait for the slow one's commit
-    // if the cursor were taken while appending. A lock timeout turns such a wait into an
-    // error rather than a hang.
-    let quick = store
-        .write_then(
-            |conn| {
-                diesel::sql_query("SET LOCAL lock_timeout = '5s'").execute(conn)?;
-                events::append_all(conn, org, vec![event(org, 1, 0), event(org, 1, 1)])
-            },
-            events::numbered,
-        )
-        .expect("the other writer commits while the first is still open")
-        .expect("its cursors");
-    release.send(()).expect("the slow writer waits");
-    let slow = slow.join().expect("the slow writer's thread");
-
-    let seqs = |events: &[StoredEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
-    assert_eq!(
-        seqs(&quick),
-        [1, 2],
-        "the first to commit takes the first cursors"
-    );
-    assert_eq!(
-        seqs(&slow),
-        [3, 4],
-        "cursors follow commit order, not append order"
-    );
-    let log = store
-        .read(|conn| events::after(conn, org, 0, 100))
-        .expect("the log");
-    assert_eq!(
-        log,
-        [quick, slow].concat(),
-        "the log is what each writer was told"
-    );
 }
 
 #[test]
@@ -181,46 +109,4 @@ fn a_rolled_back_transaction_takes_no_cursor() {
         .read(|conn| events::after(conn, org, 0, 100))
         .expect("the log");
     assert_eq!(log, kept);
-}
-
-#[test]
-fn the_next_cursor_counts_on_from_the_purged_log_and_from_cursors_taken_before() {
-    let Some((_db, store, org)) = postgres_store("event_cursors::purged") else {
-        return;
-    };
-    let first = write(&store, org, 0, 3);
-    assert_eq!(first.last().map(|e| e.seq), Some(3));
-    // The retention job: everything is past the window, but the newest event stays.
-    let purged = store
-        .write(|conn| events::purge_before(conn, persistence::now() + Duration::from_secs(60)))
-        .expect("purge");
-    assert_eq!(purged, 2, "all but the organization's newest event");
-    assert_eq!(
-        write(&store, org, 1, 1)[0].seq,
-        4,
-        "counts on from the newest kept"
-    );
-
-    // An organization whose cursors were counted on its row (before the migration) and
-    // whose events are all gone: it counts on from the row.
-    let other = store
-        .write(|conn| {
-            let other = orgs::insert(conn, "Counted before")?.id;
-            diesel::sql_query("UPDATE organizations SET event_seq = 100 WHERE id = $1")
-                .bind::<diesel::sql_types::BigInt, _>(other.get())
-                .execute(conn)?;
-            Ok(other)
-        })
-        .expect("an organization counted before");
-    assert_eq!(
-        write(&store, other, 2, 2)
-            .iter()
-            .map(|e| e.seq)
-            .collect::<Vec<_>>(),
-        [101, 102]
-    );
-    let last = store
-        .read(|conn| events::last_seq(conn, other))
-        .expect("last");
-    assert_eq!(last, 102);
 }

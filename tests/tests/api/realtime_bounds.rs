@@ -61,10 +61,7 @@ async fn a_long_replay_does_not_hold_up_live_events_and_delivers_each_event_once
                     payload: payload.clone(),
                 })
                 .collect();
-            store.write_then(
-                |conn| events::append_all(conn, org, batch),
-                events::numbered,
-            )??;
+            store.write(|conn| events::append_all(conn, org, batch))?;
         }
         Ok::<_, persistence::StoreError>(())
     })
