@@ -312,12 +312,14 @@ const REPRODUCE: &str = "
 make bench                                   # release build, then both setups (PostgreSQL, Redis on 127.0.0.1)
 target/release/bench --fresh                 # seed the templates again
 target/release/bench --conversations 100000  # smaller databases (templates per size)
+target/release/bench --setups postgres --only sends,inbound  # some figures; leaves this file alone
 make bench-smoke                             # tiny sizes, debug build, seconds (CI); never touches this file
 ```
 
 The first run seeds the templates (about 5 minutes for a million conversations on PostgreSQL,
 2 for SQLite's 200,000 on two cores); later runs copy them. Figures go to
-`target/bench/results.json`, the servers' logs to `target/bench/logs/`.
+`target/bench/results.json` (`results.partial.json` for `--only`), the servers' logs to
+`target/bench/logs/`.
 ";
 
 #[cfg(test)]

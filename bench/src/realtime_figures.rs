@@ -273,13 +273,8 @@ where
     })
 }
 
-/// Figure 3 (fan-out to 1,000, 5,000 and 10,000 sockets of one inbox) against B3 at the
-/// same counts, and the client's floor (one frame from B3 to one socket). Returns the
-/// figures and the floor's p99.
-pub async fn fanout(run: &Run, lab: &Lab, b3: &B3) -> Result<(Vec<Figure>, f64), String> {
-    let b = lab.backend().as_str();
-    let mut figures = Vec::new();
-    let phase = run.phase(format!("{b} · client floor and B3 fan-out"));
+/// The client's floor: p99 of one frame from B3 to one socket (trigger → receipt).
+pub async fn client_floor(run: &Run, lab: &Lab, b3: &B3) -> Result<f64, String> {
     let ws = b3.ws();
     let mut one = Fleet::new();
     let opened = one.grow(1, 1, |_| ws.clone()).await;
@@ -311,6 +306,18 @@ pub async fn fanout(run: &Run, lab: &Lab, b3: &B3) -> Result<(Vec<Figure>, f64),
             "B3 lost {floor_missing} frame(s) to its one socket"
         ));
     }
+    Ok(floor)
+}
+
+/// Figure 3 (fan-out to 1,000, 5,000 and 10,000 sockets of one inbox) against B3 at the
+/// same counts, and the client's floor (one frame from B3 to one socket). Returns the
+/// figures and the floor's p99.
+pub async fn fanout(run: &Run, lab: &Lab, b3: &B3) -> Result<(Vec<Figure>, f64), String> {
+    let b = lab.backend().as_str();
+    let mut figures = Vec::new();
+    let phase = run.phase(format!("{b} · client floor and B3 fan-out"));
+    let floor = client_floor(run, lab, b3).await?;
+    let ws = b3.ws();
     figures.push(Figure::reference(
         format!("floor.{b}.client_frame.p99"),
         floor,

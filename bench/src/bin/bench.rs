@@ -66,6 +66,38 @@ struct Cli {
     /// The report a full run rewrites (its notes section is kept).
     #[arg(long, default_value = "BENCHMARKS.md")]
     benchmarks: PathBuf,
+    /// Only these groups of figures, with the baselines they need (lists, sends, inbound,
+    /// idle, fanout, delivery, replay); a partial run leaves the report alone.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Group>,
+}
+
+/// The groups of figures `--only` picks from.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Group {
+    Lists,
+    Sends,
+    Inbound,
+    Idle,
+    Fanout,
+    Delivery,
+    Replay,
+}
+
+/// What a setup's run measures with: Redis (when reachable) and the groups of figures.
+struct Wanted<'a> {
+    redis: Option<&'a str>,
+    groups: Groups<'a>,
+}
+
+/// Which groups a run measures: all of them unless `--only` names some.
+#[derive(Clone, Copy)]
+struct Groups<'a>(&'a [Group]);
+
+impl Groups<'_> {
+    fn has(self, group: Group) -> bool {
+        self.0.is_empty() || self.0.contains(&group)
+    }
 }
 
 #[derive(Subcommand)]
@@ -294,7 +326,10 @@ async fn harness(cli: Cli) -> Result<ExitCode, String> {
             backend,
             &options,
             scale,
-            redis,
+            Wanted {
+                redis,
+                groups: Groups(&cli.only),
+            },
             &mut machine,
             &mut failures,
         )
@@ -316,11 +351,21 @@ async fn harness(cli: Cli) -> Result<ExitCode, String> {
         println!("  {:>7.1} s  {phase}", took.as_secs_f64());
     }
     println!("  {:>7.1} s  in all", run.progress.elapsed().as_secs_f64());
-    let results = out.join("results.json");
+    // A partial run must not pass for the full one the report was written from.
+    let results = out.join(if cli.only.is_empty() {
+        "results.json"
+    } else {
+        "results.partial.json"
+    });
     output::write_json(&results, &figures)?;
     println!("\nresults: {}", results.display());
     let problems = run.problems();
-    if !cli.smoke {
+    if !cli.only.is_empty() {
+        println!(
+            "a partial run (--only): {} left as it was",
+            cli.benchmarks.display()
+        );
+    } else if !cli.smoke {
         let ledger = run.progress.ledger();
         let command: Vec<String> = std::env::args().skip(1).collect();
         output::write_benchmarks(
@@ -373,10 +418,11 @@ async fn one_setup(
     backend: Backend,
     options: &Options,
     scale: Scale,
-    redis: Option<&str>,
+    wanted: Wanted<'_>,
     machine: &mut Machine,
     failures: &mut Vec<String>,
 ) -> Result<Vec<Figure>, String> {
+    let Wanted { redis, groups } = wanted;
     let b = backend.as_str();
     let mut lab = setup::start(run, backend, options).await?;
     match backend {
@@ -390,30 +436,37 @@ async fn one_setup(
     };
 
     // First, before the bench writes anything: the list figures read the seeded counts.
-    let phase = run.phase(format!("{b} · lists, counts and search (figures 5–7)"));
-    let limit = if run.smoke {
-        Duration::from_secs(120)
-    } else {
-        Duration::from_secs(20 * 60)
-    };
-    match tokio::time::timeout(limit, lists::figures(&lab.target, &scale)).await {
-        Ok(Ok(mut more)) => figures.append(&mut more),
-        Ok(Err(error)) => failed("lists", error),
-        Err(_) => failed("lists", format!("not done within {} s", limit.as_secs())),
+    if groups.has(Group::Lists) {
+        let phase = run.phase(format!("{b} · lists, counts and search (figures 5–7)"));
+        let limit = if run.smoke {
+            Duration::from_secs(120)
+        } else {
+            Duration::from_secs(20 * 60)
+        };
+        match tokio::time::timeout(limit, lists::figures(&lab.target, &scale)).await {
+            Ok(Ok(mut more)) => figures.append(&mut more),
+            Ok(Err(error)) => failed("lists", error),
+            Err(_) => failed("lists", format!("not done within {} s", limit.as_secs())),
+        }
+        phase.finish();
     }
-    phase.finish();
 
-    let b1 = match http_figures::b1(run, &lab).await {
-        Ok((b1, mut more)) => {
-            figures.append(&mut more);
-            Some(b1)
-        }
-        Err(error) => {
-            failed("B1", error);
-            None
+    let needs_b1 = groups.has(Group::Sends) || groups.has(Group::Inbound);
+    let b1 = if !needs_b1 {
+        None
+    } else {
+        match http_figures::b1(run, &lab).await {
+            Ok((b1, mut more)) => {
+                figures.append(&mut more);
+                Some(b1)
+            }
+            Err(error) => {
+                failed("B1", error);
+                None
+            }
         }
     };
-    let b2 = match redis {
+    let b2 = match redis.filter(|_| groups.has(Group::Delivery)) {
         Some(url) => match realtime_figures::b2(run, b, url).await {
             Ok((b2, mut more)) => {
                 figures.append(&mut more);
@@ -427,39 +480,66 @@ async fn one_setup(
         None => None,
     };
     if let Some(b1) = b1 {
-        match http_figures::sends(run, &lab, &b1).await {
-            Ok(mut more) => figures.append(&mut more),
-            Err(error) => failed("sends", error),
+        if groups.has(Group::Sends) {
+            match http_figures::sends(run, &lab, &b1).await {
+                Ok(mut more) => figures.append(&mut more),
+                Err(error) => failed("sends", error),
+            }
         }
-        match http_figures::inbound(run, &lab, &b1).await {
-            Ok(mut more) => figures.append(&mut more),
-            Err(error) => failed("inbound", error),
+        if groups.has(Group::Inbound) {
+            match http_figures::inbound(run, &lab, &b1).await {
+                Ok(mut more) => figures.append(&mut more),
+                Err(error) => failed("inbound", error),
+            }
         }
     }
     let mut floor = 0.0;
-    match B3::start(run).await {
-        Ok(b3) => {
-            match realtime_figures::idle(run, &lab, &b3).await {
-                Ok(mut more) => figures.append(&mut more),
-                Err(error) => failed("idle sockets", error),
-            }
-            match realtime_figures::fanout(run, &lab, &b3).await {
-                Ok((mut more, measured)) => {
-                    figures.append(&mut more);
-                    floor = measured;
+    let needs_b3 =
+        groups.has(Group::Idle) || groups.has(Group::Fanout) || groups.has(Group::Delivery);
+    if needs_b3 {
+        match B3::start(run).await {
+            Ok(b3) => {
+                if groups.has(Group::Idle) {
+                    match realtime_figures::idle(run, &lab, &b3).await {
+                        Ok(mut more) => figures.append(&mut more),
+                        Err(error) => failed("idle sockets", error),
+                    }
                 }
-                Err(error) => failed("fan-out", error),
+                let measured = if groups.has(Group::Fanout) {
+                    match realtime_figures::fanout(run, &lab, &b3).await {
+                        Ok((mut more, measured)) => {
+                            figures.append(&mut more);
+                            Ok(measured)
+                        }
+                        Err(error) => Err(("fan-out", error)),
+                    }
+                } else if groups.has(Group::Delivery) {
+                    // Delivery alone still needs the client's floor.
+                    realtime_figures::client_floor(run, &lab, &b3)
+                        .await
+                        .map_err(|error| ("client floor", error))
+                } else {
+                    Ok(0.0)
+                };
+                match measured {
+                    Ok(measured) => floor = measured,
+                    Err((group, error)) => failed(group, error),
+                }
             }
+            Err(error) => failed("B3", error),
         }
-        Err(error) => failed("B3", error),
     }
-    match realtime_figures::delivery(run, &lab, b2, floor).await {
-        Ok(mut more) => figures.append(&mut more),
-        Err(error) => failed("delivery", error),
+    if groups.has(Group::Delivery) {
+        match realtime_figures::delivery(run, &lab, b2, floor).await {
+            Ok(mut more) => figures.append(&mut more),
+            Err(error) => failed("delivery", error),
+        }
     }
-    match realtime_figures::replay(run, &lab).await {
-        Ok(mut more) => figures.append(&mut more),
-        Err(error) => failed("replay", error),
+    if groups.has(Group::Replay) {
+        match realtime_figures::replay(run, &lab).await {
+            Ok(mut more) => figures.append(&mut more),
+            Err(error) => failed("replay", error),
+        }
     }
     if let Err(error) = lab.check_alive() {
         failed("servers", error);
