@@ -3,8 +3,15 @@ diesel::table! {
     organizations (id) {
         id -> BigInt,
         name -> Text,
-        event_seq -> BigInt,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Each organization's last event cursor, a row of its own (see the migration).
+    event_cursors (org_id) {
+        org_id -> BigInt,
+        seq -> BigInt,
     }
 }
 
@@ -453,6 +460,7 @@ diesel::joinable!(activity -> organizations (org_id));
 diesel::joinable!(activity -> conversations (conversation_id));
 diesel::joinable!(activity -> users (actor_id));
 diesel::joinable!(events -> organizations (org_id));
+diesel::joinable!(event_cursors -> organizations (org_id));
 diesel::joinable!(idempotency_keys -> users (user_id));
 diesel::joinable!(outbound_deliveries -> organizations (org_id));
 diesel::joinable!(outbound_deliveries -> channels (channel_id));

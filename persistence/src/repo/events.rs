@@ -2,17 +2,19 @@
 //! announces, so clients hear of exactly what committed.
 //!
 //! Cursors are per organization and follow commit order: a transaction buffers its events
-//! and appends them all as its very last statements, bumping the organization's row once (and
-//! so locking it, on PostgreSQL) just before commit. A transaction that takes a cursor
-//! therefore commits before the next one can take a larger cursor, and the lock covers only
-//! the insert and the commit, not the whole change: one tenant's writes run side by side.
+//! and appends them all as its very last statements, bumping the organization's row of
+//! `event_cursors` once (and so locking it, on PostgreSQL) just before commit. A transaction
+//! that takes a cursor therefore commits before the next one can take a larger cursor, and
+//! the lock covers only the insert and the commit, not the whole change: one tenant's writes
+//! run side by side. The cursor is not on the organization's own row, which every foreign
+//! key to it checks (with a lock that would meet the bump's).
 //! SQLite has one writer.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use domain::{ConversationId, EventType, InboxId, OrgId};
 
-use crate::schema::{events, organizations};
+use crate::schema::{event_cursors, events};
 use crate::{DbConnection, StoreError, from_db, now, to_db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +38,8 @@ pub struct NewEvent {
 }
 
 /// Appends the events (all of one organization) and returns them with their cursors, in
-/// order. Call it as the transaction's last statement: the organization's row stays locked
-/// until commit.
+/// order. Call it as the transaction's last statement: the organization's cursor row stays
+/// locked until commit.
 pub fn append_all(
     conn: &mut DbConnection,
     org: OrgId,
@@ -88,8 +90,8 @@ fn numbered(
         .collect()
 }
 
-/// PostgreSQL: the cursor bump and the inserts in one statement, so the organization's row
-/// is locked for one round trip and the commit rather than two (one tenant's writers queue
+/// PostgreSQL: the cursor bump and the inserts in one statement, so the cursor row is
+/// locked for one round trip and the commit rather than two (one tenant's writers queue
 /// on that lock). Answers the last cursor taken.
 fn append_postgres(
     pg: &mut diesel::PgConnection,
@@ -105,10 +107,10 @@ fn append_postgres(
     }
     let taken: Vec<Taken> = diesel::sql_query(
         "WITH taken AS ( \
-             UPDATE organizations SET event_seq = event_seq + $1 WHERE id = $2 \
-             RETURNING event_seq) \
+             UPDATE event_cursors SET seq = seq + $1 WHERE org_id = $2 \
+             RETURNING seq) \
          INSERT INTO events (org_id, seq, type, inbox_id, conversation_id, payload, created_at) \
-         SELECT $2, taken.event_seq - $1 + e.ord, e.type, e.inbox_id, e.conversation_id, \
+         SELECT $2, taken.seq - $1 + e.ord, e.type, e.inbox_id, e.conversation_id, \
                 e.payload, $3 \
          FROM taken, unnest($4::text[], $5::bigint[], $6::bigint[], $7::text[]) \
               WITH ORDINALITY AS e (type, inbox_id, conversation_id, payload, ord) \
@@ -149,9 +151,9 @@ fn take_cursors(
     org: OrgId,
     count: i64,
 ) -> Result<i64, StoreError> {
-    Ok(diesel::update(organizations::table.find(org.get()))
-        .set(organizations::event_seq.eq(organizations::event_seq + count))
-        .returning(organizations::event_seq)
+    Ok(diesel::update(event_cursors::table.find(org.get()))
+        .set(event_cursors::seq.eq(event_cursors::seq + count))
+        .returning(event_cursors::seq)
         .get_result(lite)?)
 }
 
@@ -231,9 +233,9 @@ pub fn after(
 
 /// The organization's newest cursor (0 before its first event).
 pub fn last_seq(conn: &mut DbConnection, org: OrgId) -> Result<i64, StoreError> {
-    Ok(organizations::table
+    Ok(event_cursors::table
         .find(org.get())
-        .select(organizations::event_seq)
+        .select(event_cursors::seq)
         .first(conn)
         .optional()?
         .unwrap_or(0))

@@ -180,3 +180,89 @@ fn an_unknown_database_scheme_is_an_error_not_a_new_file() {
         "a file was created"
     );
 }
+
+/// The event cursor's own table: applied over organizations that have written events, each
+/// keeps counting from where it was (a client's resume cursor stays valid), and an
+/// organization made afterwards, however it is inserted, has a cursor from 0.
+fn the_event_cursors_migration_keeps_each_organization_counting(backend: Backend, test_name: &str) {
+    use domain::EventType;
+    use persistence::repo::events::{self, NewEvent};
+    let Some(db) = TestDb::create_empty(backend, test_name) else {
+        return;
+    };
+    let store = Store::open(db.url(), 1).expect("open");
+    store.migrate().expect("apply");
+    let append = |org: domain::OrgId, count: usize| {
+        let batch = (0..count)
+            .map(|_| NewEvent {
+                org_id: org,
+                event_type: EventType::ContactUpdated,
+                inbox_id: None,
+                conversation_id: None,
+                payload: "{}".into(),
+            })
+            .collect();
+        store
+            .write(|conn| events::append_all(conn, org, batch))
+            .expect("append")
+            .iter()
+            .map(|event| event.seq)
+            .collect::<Vec<_>>()
+    };
+    let (acme, beta) = store
+        .write(|conn| {
+            Ok((
+                orgs::insert(conn, "Acme")?.id,
+                orgs::insert(conn, "Beta")?.id,
+            ))
+        })
+        .expect("organizations");
+    assert_eq!(append(acme, 3), vec![1, 2, 3]);
+    assert_eq!(append(beta, 1), vec![1]);
+    // Back to the cursor on the organization's row, and forward again.
+    let reverted = store.revert_last().expect("revert the newest");
+    assert!(
+        reverted.is_some_and(|version| version.replace('-', "").starts_with("20261208000001")),
+        "the event cursors migration is the newest"
+    );
+    store.migrate().expect("apply again over the cursors");
+    assert_eq!(append(acme, 2), vec![4, 5], "Acme goes on from 3");
+    assert_eq!(append(beta, 1), vec![2], "Beta goes on from 1");
+    assert_eq!(
+        store
+            .read(|conn| events::last_seq(conn, acme))
+            .expect("read"),
+        5
+    );
+    let gamma = store
+        .write(|conn| orgs::insert(conn, "Gamma"))
+        .expect("a new organization")
+        .id;
+    assert_eq!(
+        store
+            .read(|conn| events::last_seq(conn, gamma))
+            .expect("read"),
+        0
+    );
+    assert_eq!(
+        append(gamma, 2),
+        vec![1, 2],
+        "a new organization counts from 1"
+    );
+}
+
+#[test]
+fn the_event_cursors_migration_keeps_each_organization_counting_on_sqlite() {
+    the_event_cursors_migration_keeps_each_organization_counting(
+        Backend::Sqlite,
+        "migrations::cursors_sqlite",
+    );
+}
+
+#[test]
+fn the_event_cursors_migration_keeps_each_organization_counting_on_postgres() {
+    the_event_cursors_migration_keeps_each_organization_counting(
+        Backend::Postgres,
+        "migrations::cursors_postgres",
+    );
+}
