@@ -26,6 +26,7 @@ use bytestring::ByteString;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::presence::{self, Availability, Presence};
+use crate::queue;
 use crate::{Bus, BusEvent, Control, EventType};
 
 /// Whether a client's cursor is past the retention window: events after it were purged.
@@ -92,8 +93,8 @@ pub enum Outgoing {
     /// A live event the session's user may see.
     Event(Arc<BusEvent>),
     /// A `presence.updated` frame, rendered once for every socket of the organization (in
-    /// an `Arc` though `ByteString` is shared already: it keeps this enum, and each
-    /// session queue's preallocated block of slots, at 16 bytes a slot instead of 40).
+    /// an `Arc` though `ByteString` is shared already: it keeps this enum, and so each
+    /// queued frame, at 16 bytes instead of 40).
     Presence(Arc<ByteString>),
     /// The server is shutting down.
     Shutdown,
@@ -126,7 +127,7 @@ pub struct Registration {
     pub handle: SessionHandle,
     /// Live events and presence frames; it ends when the hub drops a session too slow to
     /// keep up.
-    pub queue: mpsc::Receiver<Outgoing>,
+    pub queue: queue::Receiver<Outgoing>,
     /// Fires when the hub closes the session for a reason of its own.
     pub closing: oneshot::Receiver<Closing>,
 }
@@ -146,7 +147,7 @@ enum Command {
     Register {
         handle: SessionHandle,
         availability: Availability,
-        sender: mpsc::Sender<Outgoing>,
+        sender: queue::Sender<Outgoing>,
         closing: oneshot::Sender<Closing>,
     },
     Unregister(SessionHandle),
@@ -227,7 +228,7 @@ impl Hub {
             user,
             sign_in,
         };
-        let (sender, queue) = mpsc::channel(self.queue_capacity);
+        let (sender, queue) = queue::bounded(self.queue_capacity);
         let (closer, closing) = oneshot::channel();
         let _ = self
             .commands
@@ -319,7 +320,7 @@ impl Hub {
 struct Session {
     user: i64,
     sign_in: u64,
-    sender: mpsc::Sender<Outgoing>,
+    sender: queue::Sender<Outgoing>,
     closing: Option<oneshot::Sender<Closing>>,
 }
 

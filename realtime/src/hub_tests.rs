@@ -132,14 +132,14 @@ fn setup(capacity: usize) -> (Arc<LocalBus>, Arc<MemoryLog>, Arc<Hub>) {
     (bus, log, hub)
 }
 
-async fn next(receiver: &mut mpsc::Receiver<Outgoing>) -> Outgoing {
+async fn next(receiver: &mut queue::Receiver<Outgoing>) -> Outgoing {
     tokio::time::timeout(Duration::from_secs(5), receiver.recv())
         .await
         .expect("a frame in time")
         .expect("the queue is open")
 }
 
-async fn next_seq(receiver: &mut mpsc::Receiver<Outgoing>) -> i64 {
+async fn next_seq(receiver: &mut queue::Receiver<Outgoing>) -> i64 {
     match next(receiver).await {
         Outgoing::Event(event) => event.seq,
         other => panic!("expected an event, got {other:?}"),
@@ -147,7 +147,7 @@ async fn next_seq(receiver: &mut mpsc::Receiver<Outgoing>) -> i64 {
 }
 
 /// Registers a session of `user` (online), keeping its handle and queue.
-async fn join(hub: &Hub, org: i64, user: i64) -> (SessionHandle, mpsc::Receiver<Outgoing>) {
+async fn join(hub: &Hub, org: i64, user: i64) -> (SessionHandle, queue::Receiver<Outgoing>) {
     let registration = hub.register(org, user, 0, Availability::Online).await;
     (registration.handle, registration.queue)
 }
@@ -373,7 +373,7 @@ async fn shutdown_reaches_every_session() {
 
 /// The `presence.updated` frames that arrive within `window`, as (user, status) lists.
 async fn presence_frames(
-    queue: &mut mpsc::Receiver<Outgoing>,
+    queue: &mut queue::Receiver<Outgoing>,
     window: Duration,
 ) -> Vec<Vec<(i64, String)>> {
     let deadline = tokio::time::Instant::now() + window;

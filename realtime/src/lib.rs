@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod presence;
+pub mod queue;
 pub mod redis_bus;
 
 use std::sync::{Arc, OnceLock};
