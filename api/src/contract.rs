@@ -18,8 +18,24 @@ use crate::state::AppState;
 
 /// One documented path: its template split into segments (`None` for a `{parameter}`).
 struct Route {
+    template: String,
     segments: Vec<Option<String>>,
     methods: Vec<&'static str>,
+}
+
+impl Route {
+    fn matches(&self, segments: &[&str]) -> bool {
+        self.segments.len() == segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(segments)
+                .all(|(expected, got)| expected.as_deref().is_none_or(|e| e == *got))
+    }
+
+    fn parameters(&self) -> usize {
+        self.segments.iter().filter(|s| s.is_none()).count()
+    }
 }
 
 pub struct Contract {
@@ -41,6 +57,7 @@ impl Contract {
                 paths
                     .iter()
                     .map(|(template, item)| Route {
+                        template: template.clone(),
                         segments: template
                             .trim_start_matches('/')
                             .split('/')
@@ -61,24 +78,12 @@ impl Contract {
     /// with the fewest parameters: `/v1/contacts/import` over `/v1/contacts/{id}`), or
     /// `None` when no path matches.
     fn methods_of(&self, path: &str) -> Option<Vec<&'static str>> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let parameters = |route: &Route| route.segments.iter().filter(|s| s.is_none()).count();
-        let matching: Vec<&Route> = self
-            .routes
-            .iter()
-            .filter(|route| {
-                route.segments.len() == segments.len()
-                    && route
-                        .segments
-                        .iter()
-                        .zip(&segments)
-                        .all(|(expected, got)| expected.as_deref().is_none_or(|e| e == *got))
-            })
-            .collect();
-        let fewest = matching.iter().map(|route| parameters(route)).min()?;
+        let matching = self.most_specific(path);
+        if matching.is_empty() {
+            return None;
+        }
         let mut methods: Vec<&'static str> = matching
             .iter()
-            .filter(|route| parameters(route) == fewest)
             .flat_map(|route| route.methods.iter().copied())
             .collect();
         methods.sort_unstable();
@@ -87,6 +92,24 @@ impl Contract {
     }
 
     /// Whether the document lists this response: `Err` says what it lacks.
+    /// The documented paths `path` matches with the fewest parameters (one template; several
+    /// entries only if the document repeats it).
+    fn most_specific(&self, path: &str) -> Vec<&Route> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let matching: Vec<&Route> = self
+            .routes
+            .iter()
+            .filter(|route| route.matches(&segments))
+            .collect();
+        let Some(fewest) = matching.iter().map(|route| route.parameters()).min() else {
+            return Vec::new();
+        };
+        matching
+            .into_iter()
+            .filter(|route| route.parameters() == fewest)
+            .collect()
+    }
+
     fn check(
         &self,
         method: &str,
@@ -176,6 +199,25 @@ pub fn method_refusal(request: &HttpRequest) -> Option<ApiError> {
         .map(ApiError::MethodNotAllowed)
 }
 
+/// The documented template a request is served by, as the router picks it: of the paths
+/// that match, the most specific one with the request's method (else the most specific).
+/// Segment comparisons only: the router's own lookup runs a regular expression per route.
+pub fn route_template(method: &str, path: &str) -> Option<&'static str> {
+    let contract: &'static Contract = &CONTRACT;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut matching: Vec<&'static Route> = contract
+        .routes
+        .iter()
+        .filter(|route| route.matches(&segments))
+        .collect();
+    matching.sort_by_key(|route| route.parameters());
+    matching
+        .iter()
+        .find(|route| route.methods.contains(&method))
+        .or(matching.first())
+        .map(|route| route.template.as_str())
+}
+
 /// Paths the router does not serve: 405 with `Allow` when the path has other methods, else
 /// 404, both as problem documents.
 pub async fn unrouted(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
@@ -238,5 +280,36 @@ mod tests {
         // The literal path decides: DELETE /v1/things/counts is not a thing's deletion.
         assert_eq!(contract.methods_of("/v1/things/counts"), Some(vec!["GET"]));
         assert_eq!(contract.methods_of("/v1/nothing"), None);
+    }
+
+    #[test]
+    fn every_documented_operation_is_found_under_its_own_template() {
+        let document = crate::openapi_json();
+        let paths = document["paths"].as_object().expect("paths");
+        assert!(paths.len() > 50, "the real document");
+        for (template, item) in paths {
+            // Concrete values that are no literal segment of any path.
+            let concrete: String = template
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "7"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in METHODS {
+                if item.get(method.to_ascii_lowercase()).is_some() {
+                    assert_eq!(
+                        route_template(method, &concrete),
+                        Some(template.as_str()),
+                        "{method} {concrete}"
+                    );
+                }
+            }
+        }
+        assert_eq!(route_template("GET", "/v1/nothing/here"), None);
     }
 }
