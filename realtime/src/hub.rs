@@ -518,6 +518,15 @@ impl State {
         if !org.sessions.contains_key(&handle.id) {
             return;
         }
+        if after >= org.cursor && after >= 0 {
+            // Nothing was missed (a reconnect at the newest cursor, a new socket's grace
+            // replay when nothing committed meanwhile): done at once, with no task, permit
+            // or read of the log, which a reconnect storm would otherwise queue for.
+            let _ = reply.try_send(ReplayItem::Done {
+                through: org.cursor,
+            });
+            return;
+        }
         let replay = Replay {
             audience: self.audience.clone(),
             replays: self.replays.clone(),

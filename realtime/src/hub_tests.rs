@@ -12,6 +12,8 @@ struct MemoryLog {
     events: Mutex<Vec<BusEvent>>,
     first_retained: Mutex<Option<i64>>,
     audience_calls: Mutex<usize>,
+    /// Reads of the log (`events_after`, `first_retained`).
+    reads: Mutex<usize>,
     /// Reads after this cursor wait at the gate (to hold a replay mid-way).
     stall: Mutex<Option<(i64, Arc<Gate>)>>,
 }
@@ -70,6 +72,7 @@ impl Audience for MemoryLog {
     }
 
     fn events_after(&self, org: i64, seq: i64, limit: i64) -> Result<Vec<BusEvent>, String> {
+        *self.reads.lock().unwrap() += 1;
         let stalled = self.stall.lock().unwrap().clone();
         if let Some((at, gate)) = stalled
             && at == seq
@@ -98,6 +101,7 @@ impl Audience for MemoryLog {
     }
 
     fn first_retained(&self, _org: i64) -> Result<Option<i64>, String> {
+        *self.reads.lock().unwrap() += 1;
         let explicit = *self.first_retained.lock().unwrap();
         Ok(explicit.or_else(|| self.events.lock().unwrap().first().map(|event| event.seq)))
     }
@@ -266,6 +270,36 @@ async fn resume_replays_what_was_missed_and_refuses_expired_cursors() {
     *log.first_retained.lock().unwrap() = Some(4);
     let mut expired = hub.resume(handle, 1).await;
     assert!(matches!(expired.recv().await, Some(ReplayItem::Expired)));
+}
+
+#[tokio::test]
+async fn a_resume_with_nothing_missed_is_done_without_reading_the_log() {
+    let (bus, log, hub) = setup(64);
+    for seq in 1..=3 {
+        log.write(seq);
+    }
+    let (handle, mut queue) = join(&hub, 1, 7).await;
+    registered(&hub, 1).await;
+    let reads = *log.reads.lock().unwrap();
+    assert_eq!(
+        replayed(hub.resume(handle, 3).await).await,
+        (vec![], Some(3))
+    );
+    // A cursor from the future has nothing to replay either (as before: done through ours).
+    assert_eq!(
+        replayed(hub.resume(handle, 10).await).await,
+        (vec![], Some(3))
+    );
+    assert_eq!(*log.reads.lock().unwrap(), reads, "the log was read");
+    // Live events still follow, a cursor behind still replays, a negative one is refused.
+    bus.publish(log.write(4));
+    assert_eq!(next_seq(&mut queue).await, 4);
+    assert_eq!(
+        replayed(hub.resume(handle, 2).await).await,
+        (vec![3, 4], Some(4))
+    );
+    let mut refused = hub.resume(handle, -1).await;
+    assert!(matches!(refused.recv().await, Some(ReplayItem::Expired)));
 }
 
 #[tokio::test]
