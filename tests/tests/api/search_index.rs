@@ -531,7 +531,7 @@ async fn a_search_naming_a_few_conversations_reads_them_by_id(app: TestApp) {
 
 on_both_backends!(a_search_naming_a_few_conversations_reads_them_by_id);
 
-/// The contact directory's search reads a few matching contacts by id on SQLite, rather
+/// The contact directory's search reads a few matching contacts by id and sorts them, rather
 /// than walking every contact by name checking each against the matches; on both backends
 /// it finds what the rule says.
 async fn the_directory_reads_a_few_matching_contacts_by_id(app: TestApp) {
@@ -557,12 +557,19 @@ async fn the_directory_reads_a_few_matching_contacts_by_id(app: TestApp) {
         let name = contact.name.clone().unwrap_or_default().to_lowercase();
         assert!(name.contains(&lower), "{surname} found {name:?}");
     }
+    let show = plan.join("\n");
     if backend == Backend::Sqlite {
         assert!(
             plan.iter()
                 .any(|line| line.contains("USING INTEGER PRIMARY KEY")),
-            "{surname}: the matching contacts are not read by id:\n{}",
-            plan.join("\n")
+            "{surname}: the matching contacts are not read by id:\n{show}"
+        );
+    } else {
+        // Read by id, then sorted: never the organization's walk by name.
+        assert!(
+            plan.iter().any(|line| line.contains("Sort"))
+                && !plan.iter().any(|line| line.contains("contacts_sorted")),
+            "{surname}: the matching contacts are walked by name:\n{show}"
         );
     }
 }
