@@ -34,6 +34,18 @@ pub struct Channel {
     pub secret: String,
 }
 
+/// An error with its causes ("error sending request" alone does not say why).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// An HTTP client for the servers under test.
 #[derive(Clone)]
 pub struct Api {
@@ -45,7 +57,10 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the servers' keep-alive (actix's default, 5 s): a connection the server is
+            // closing for idleness is never picked for the next request, which then failed
+            // with "error sending request" (3 inbound calls of a full run).
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()
             .map_err(|error| format!("HTTP client: {error}"))?;
         Ok(Api { http })
@@ -69,12 +84,12 @@ impl Api {
         let response = request
             .send()
             .await
-            .map_err(|error| format!("{method} {url}: {error}"))?;
+            .map_err(|error| format!("{method} {url}: {}", chain(&error)))?;
         let status = response.status();
         let text = response
             .text()
             .await
-            .map_err(|error| format!("{method} {url}: reading the answer: {error}"))?;
+            .map_err(|error| format!("{method} {url}: reading the answer: {}", chain(&error)))?;
         if !status.is_success() {
             return Err(format!("{method} {url}: {status} {text}"));
         }
@@ -155,12 +170,12 @@ impl Api {
         let response = request
             .send()
             .await
-            .map_err(|error| format!("POST {url}: {error}"))?;
+            .map_err(|error| format!("POST {url}: {}", chain(&error)))?;
         let status = response.status();
         let text = response
             .bytes()
             .await
-            .map_err(|error| format!("POST {url}: reading the answer: {error}"))?;
+            .map_err(|error| format!("POST {url}: reading the answer: {}", chain(&error)))?;
         if status.is_success() {
             Ok(())
         } else {
@@ -190,7 +205,7 @@ impl Api {
             .body(raw)
             .send()
             .await
-            .map_err(|error| format!("POST {url}: {error}"))?;
+            .map_err(|error| format!("POST {url}: {}", chain(&error)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -215,11 +230,11 @@ impl Api {
             .get(&url)
             .send()
             .await
-            .map_err(|error| format!("GET {url}: {error}"))?;
+            .map_err(|error| format!("GET {url}: {}", chain(&error)))?;
         let text = response
             .text()
             .await
-            .map_err(|error| format!("GET {url}: {error}"))?;
+            .map_err(|error| format!("GET {url}: {}", chain(&error)))?;
         let mut found = None;
         for line in text.lines() {
             let Some(rest) = line.strip_prefix(name) else {
