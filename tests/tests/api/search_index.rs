@@ -564,14 +564,48 @@ async fn the_directory_reads_a_few_matching_contacts_by_id(app: TestApp) {
                 .any(|line| line.contains("USING INTEGER PRIMARY KEY")),
             "{surname}: the matching contacts are not read by id:\n{show}"
         );
-    } else {
-        // Read by id, then sorted: never the organization's walk by name.
-        assert!(
-            plan.iter().any(|line| line.contains("Sort"))
-                && !plan.iter().any(|line| line.contains("contacts_sorted")),
-            "{surname}: the matching contacts are walked by name:\n{show}"
-        );
     }
+    // One customer's e-mail address: several words, two of them (`example`, `com`) in
+    // nearly every address, which PostgreSQL's estimate took for a large share of the
+    // organization and walked every contact by name for (272 ms among 700,000).
+    let email = found
+        .iter()
+        .find_map(|contact| contact.email.clone())
+        .expect("a seeded contact with an e-mail address");
+    let prefixes = domain::contacts::query_prefixes(&email);
+    let search = persistence::repo::contacts::Search {
+        prefixes: &prefixes,
+        favorites_of: None,
+    };
+    let (plan, (found, _)) = store
+        .read(|conn| {
+            Ok((
+                persistence::repo::contacts::explain_page(conn, org, &search, 26)?,
+                persistence::repo::contacts::list(conn, org, &search, None, 100)?,
+            ))
+        })
+        .expect("explain");
+    assert!(
+        found
+            .iter()
+            .any(|contact| contact.email.as_deref() == Some(email.as_str())),
+        "{email} found {found:?}"
+    );
+    let show = plan.join("\n");
+    let by_id = match backend {
+        Backend::Sqlite => plan
+            .iter()
+            .any(|line| line.contains("USING INTEGER PRIMARY KEY")),
+        // Read by id, then sorted: never the organization's walk by name. At this size
+        // PostgreSQL's estimate would still choose well; at 700,000 contacts it did not,
+        // so the plan must also show the organization's term kept from every index.
+        Backend::Postgres => {
+            plan.iter().any(|line| line.contains("Sort"))
+                && !plan.iter().any(|line| line.contains("contacts_sorted"))
+                && plan.iter().any(|line| line.contains("(+ org_id)"))
+        }
+    };
+    assert!(by_id, "{email}: the contacts are walked by name:\n{show}");
 }
 
 on_both_backends!(the_directory_reads_a_few_matching_contacts_by_id);
