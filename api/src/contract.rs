@@ -91,25 +91,28 @@ impl Contract {
         Some(methods)
     }
 
-    /// Whether the document lists this response: `Err` says what it lacks.
-    /// The documented paths `path` matches with the fewest parameters (one template; several
-    /// entries only if the document repeats it).
-    fn most_specific(&self, path: &str) -> Vec<&Route> {
+    /// The documented paths `path` matches, the most specific (fewest parameters) first.
+    fn matching(&self, path: &str) -> Vec<&Route> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let matching: Vec<&Route> = self
+        let mut matching: Vec<&Route> = self
             .routes
             .iter()
             .filter(|route| route.matches(&segments))
             .collect();
-        let Some(fewest) = matching.iter().map(|route| route.parameters()).min() else {
-            return Vec::new();
-        };
+        matching.sort_by_key(|route| route.parameters());
         matching
-            .into_iter()
-            .filter(|route| route.parameters() == fewest)
-            .collect()
     }
 
+    /// The documented paths `path` matches with the fewest parameters (one template; several
+    /// entries only if the document repeats it).
+    fn most_specific(&self, path: &str) -> Vec<&Route> {
+        let mut matching = self.matching(path);
+        let fewest = matching.first().map(|route| route.parameters());
+        matching.retain(|route| Some(route.parameters()) == fewest);
+        matching
+    }
+
+    /// Whether the document lists this response: `Err` says what it lacks.
     fn check(
         &self,
         method: &str,
@@ -204,13 +207,7 @@ pub fn method_refusal(request: &HttpRequest) -> Option<ApiError> {
 /// Segment comparisons only: the router's own lookup runs a regular expression per route.
 pub fn route_template(method: &str, path: &str) -> Option<&'static str> {
     let contract: &'static Contract = &CONTRACT;
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut matching: Vec<&'static Route> = contract
-        .routes
-        .iter()
-        .filter(|route| route.matches(&segments))
-        .collect();
-    matching.sort_by_key(|route| route.parameters());
+    let matching = contract.matching(path);
     matching
         .iter()
         .find(|route| route.methods.contains(&method))
