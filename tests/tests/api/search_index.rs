@@ -537,20 +537,24 @@ on_both_backends!(a_search_naming_a_few_conversations_reads_them_by_id);
 async fn the_directory_reads_a_few_matching_contacts_by_id(app: TestApp) {
     let (store, _, org) = crate::fixtures::seeded_org(&app, "Directory Co", 3000, 11).await;
     let backend = store.backend();
-    let surname = sample_queries(&store, org)[0].clone();
-    let prefixes = domain::contacts::query_prefixes(&surname);
-    let search = persistence::repo::contacts::Search {
-        prefixes: &prefixes,
-        favorites_of: None,
+    // The directory's plan for a page of `q`, and what up to 100 rows of it find.
+    let search = |q: &str| {
+        let prefixes = domain::contacts::query_prefixes(q);
+        let search = persistence::repo::contacts::Search {
+            prefixes: &prefixes,
+            favorites_of: None,
+        };
+        store
+            .read(|conn| {
+                Ok((
+                    persistence::repo::contacts::explain_page(conn, org, &search, 26)?,
+                    persistence::repo::contacts::list(conn, org, &search, None, 100)?.0,
+                ))
+            })
+            .expect("explain")
     };
-    let (plan, (found, _)) = store
-        .read(|conn| {
-            Ok((
-                persistence::repo::contacts::explain_page(conn, org, &search, 26)?,
-                persistence::repo::contacts::list(conn, org, &search, None, 100)?,
-            ))
-        })
-        .expect("explain");
+    let surname = sample_queries(&store, org)[0].clone();
+    let (plan, found) = search(&surname);
     assert!(found.len() > 12, "{surname} finds only {}", found.len());
     let lower = surname.to_lowercase();
     for contact in &found {
@@ -572,19 +576,7 @@ async fn the_directory_reads_a_few_matching_contacts_by_id(app: TestApp) {
         .iter()
         .find_map(|contact| contact.email.clone())
         .expect("a seeded contact with an e-mail address");
-    let prefixes = domain::contacts::query_prefixes(&email);
-    let search = persistence::repo::contacts::Search {
-        prefixes: &prefixes,
-        favorites_of: None,
-    };
-    let (plan, (found, _)) = store
-        .read(|conn| {
-            Ok((
-                persistence::repo::contacts::explain_page(conn, org, &search, 26)?,
-                persistence::repo::contacts::list(conn, org, &search, None, 100)?,
-            ))
-        })
-        .expect("explain");
+    let (plan, found) = search(&email);
     assert!(
         found
             .iter()
